@@ -1,0 +1,1 @@
+"""Adapters to the stores behind the gateway, each behind the `DataSource` protocol."""

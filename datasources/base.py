@@ -1,0 +1,32 @@
+"""The contract every datasource fulfils, whatever kind of store is behind it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from gateway.kernel.catalog import EntityMetadata
+from gateway.kernel.plan import Connection, QueryPlan
+
+
+class DataSource(Protocol):
+    """Reads an F&O (or Dataverse) store through, without copying.
+
+    `fetch` runs a plan and its child plans: at most one statement per level of the
+    plan, whatever the number of rows, with filtering, ordering and paging done in
+    the store. Rows are dicts keyed by entity field name; a child plan's results
+    are attached to each parent row under `child_slot(child.key)`.
+    """
+
+    async def published_entities(self) -> list[EntityMetadata]:
+        """Every entity the store publishes, as it is defined now."""
+        ...
+
+    async def companies(self) -> list[str]:
+        """The legal entities (dataAreaId) the store knows."""
+        ...
+
+    async def fetch(self, plan: QueryPlan) -> Connection:
+        """Run a read plan."""
+        ...
+
+    async def close(self) -> None: ...

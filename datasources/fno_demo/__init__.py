@@ -1,0 +1,1 @@
+"""The embedded demo F&O store: Contoso-style companies, customers, products and orders."""

@@ -1,0 +1,1 @@
+"""The entity catalog: every entity the F&O store publishes, and which ones are visible."""

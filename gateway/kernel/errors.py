@@ -1,0 +1,55 @@
+"""The error tree. Each error carries the `extensions.code` a GraphQL client sees.
+
+    GatewayError
+    ├── BadUserInput        BAD_USER_INPUT      the request is wrong; the message says how
+    ├── Unauthenticated     UNAUTHENTICATED     no or invalid credentials
+    ├── Forbidden           FORBIDDEN           authenticated, but the role lacks the right
+    ├── NotFound            NOT_FOUND           the named thing does not exist
+    ├── Conflict            CONFLICT            the row changed under the caller
+    ├── CatalogError        CATALOG_INVALID     entity metadata that cannot be exposed
+    └── UpstreamFailed      UPSTREAM_FAILED     a store failed; the message is the store's
+
+Anything else raised while serving a request is an internal error: masked for the
+client and logged with an id.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """An error whose message is meant for the person who sent the request."""
+
+    code = "INTERNAL_SERVER_ERROR"
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class BadUserInput(GatewayError):
+    code = "BAD_USER_INPUT"
+
+
+class Unauthenticated(GatewayError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(GatewayError):
+    code = "FORBIDDEN"
+
+
+class NotFound(GatewayError):
+    code = "NOT_FOUND"
+
+
+class Conflict(GatewayError):
+    code = "CONFLICT"
+
+
+class CatalogError(GatewayError):
+    code = "CATALOG_INVALID"
+
+
+class UpstreamFailed(GatewayError):
+    code = "UPSTREAM_FAILED"

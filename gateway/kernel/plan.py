@@ -1,0 +1,156 @@
+"""The read plan: what to fetch, from which entity, filtered, ordered and paged.
+
+A `QueryPlan` is built once per root field from the GraphQL selection and handed
+to a datasource, which compiles it for its store. Child plans follow relations; the
+datasource must fetch each level in at most one statement, whatever the row count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from gateway.kernel.catalog import EntityMetadata, Relation
+
+
+class Op(StrEnum):
+    EQ = "eq"
+    NEQ = "neq"
+    GT = "gt"
+    GTE = "gte"
+    LT = "lt"
+    LTE = "lte"
+    IN = "in"
+    NIN = "nin"
+    CONTAINS = "contains"
+    STARTS_WITH = "startsWith"
+    IS_NULL = "isNull"
+
+
+class Quantifier(StrEnum):
+    SOME = "some"
+    EVERY = "every"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    field: str
+    op: Op
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    items: tuple[Filter, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    items: tuple[Filter, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    item: Filter
+
+
+@dataclass(frozen=True, slots=True)
+class RelationFilter:
+    """Rows whose related rows (some, every or none of them) match `where`."""
+
+    relation: Relation
+    target: EntityMetadata
+    quantifier: Quantifier
+    where: Filter
+
+
+Filter = Compare | And | Or | Not | RelationFilter
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTerm:
+    field: str
+    descending: bool = False
+    nulls_first: bool = False
+
+    def reversed(self) -> OrderTerm:
+        return OrderTerm(self.field, not self.descending, not self.nulls_first)
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """Relay arguments, with cursors already decoded into keyset values."""
+
+    first: int | None = None
+    after: tuple[Any, ...] | None = None
+    last: int | None = None
+    before: tuple[Any, ...] | None = None
+
+    @property
+    def backwards(self) -> bool:
+        return self.last is not None and self.first is None
+
+    @property
+    def limit(self) -> int:
+        size = self.last if self.backwards else self.first
+        assert size is not None
+        return size
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    entity: EntityMetadata
+    columns: tuple[str, ...]
+    order: tuple[OrderTerm, ...]
+    where: Filter | None = None
+    page: PageRequest | None = None
+    company: str | None = None
+    total: bool = False
+    children: tuple[ChildPlan, ...] = ()
+
+    def required_columns(self) -> tuple[str, ...]:
+        """Selected columns plus what ordering, cursors and child relations need."""
+        needed = dict.fromkeys(self.columns)
+        needed.update(dict.fromkeys(term.field for term in self.order))
+        for child in self.children:
+            needed.update(dict.fromkeys(source for source, _ in child.relation.constraints))
+        return tuple(needed)
+
+
+@dataclass(frozen=True)
+class ChildPlan:
+    """A relation selected under a response key (alias) of the parent rows."""
+
+    key: str
+    relation: Relation
+    plan: QueryPlan
+
+
+Row = dict[str, Any]
+
+
+def child_slot(key: str) -> str:
+    """Where a row carries the result of the child plan selected under `key`."""
+    return "@" + key
+
+
+@dataclass
+class Connection:
+    """One page of rows, with what Relay's pageInfo and totalCount need."""
+
+    rows: list[Row]
+    order: Sequence[OrderTerm]
+    has_next: bool = False
+    has_previous: bool = False
+    total: int | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def with_key_order(entity: EntityMetadata, order: Sequence[OrderTerm]) -> tuple[OrderTerm, ...]:
+    """Append the key fields so that ordering, and so cursors, are stable under ties."""
+    named = {term.field for term in order}
+    tail = tuple(OrderTerm(f.name) for f in entity.key if f.name not in named)
+    return (*order, *tail)

@@ -1,0 +1,1 @@
+"""The GraphQL schema, generated at run time from the resolved entity catalog."""
