@@ -26,6 +26,7 @@ from schema.catalog_api import CATALOG_QUERY_FIELDS, Mutation
 from schema.entities import EntityTypes
 from schema.naming import Inflector
 from schema.registry import TypeRegistry
+from schema.scalars import SCALAR_MAP
 
 log = logging.getLogger("gateway.errors")
 
@@ -53,7 +54,9 @@ def build_schema(
     schema = GatewaySchema(
         query=query,
         mutation=Mutation,
-        config=StrawberryConfig(auto_camel_case=False, default_resolver=operator.getitem),
+        config=StrawberryConfig(
+            auto_camel_case=False, default_resolver=operator.getitem, scalar_map=SCALAR_MAP
+        ),
         extensions=[
             lambda: QueryDepthLimiter(max_depth=max_depth),
             lambda: MaxAliasesLimiter(max_alias_count=max_aliases),

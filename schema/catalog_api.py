@@ -79,7 +79,10 @@ def to_graphql(entry: CatalogEntry) -> CatalogEntity:
     )
 
 
-@strawberry.field(name="entityCatalog", description="Published entities; search matches name, collection or label.")
+@strawberry.field(
+    name="entityCatalog",
+    description="Published entities; search matches name, collection or label.",
+)
 async def entity_catalog(
     info: strawberry.Info, search: str | None = None, visible: bool | None = None
 ) -> list[CatalogEntity]:
@@ -102,12 +105,16 @@ class Mutation:
         description="Put an entity in the schema (or take it out). The new schema serves "
         "the next request; no restart.",
     )
-    async def set_entity_visible(self, info: strawberry.Info, name: str, visible: bool) -> CatalogEntity:
+    async def set_entity_visible(
+        self, info: strawberry.Info, name: str, visible: bool
+    ) -> CatalogEntity:
         context: RequestContext = info.context
         context.require(Role.ADMIN)
         return to_graphql(await context.catalog.set_visible(name, visible))
 
-    @strawberry.mutation(name="refreshEntity", description="Re-read an entity's definition from the F&O store.")
+    @strawberry.mutation(
+        name="refreshEntity", description="Re-read an entity's definition from the F&O store."
+    )
     async def refresh_entity(self, info: strawberry.Info, name: str) -> CatalogEntity:
         context: RequestContext = info.context
         context.require(Role.ADMIN)

@@ -32,4 +32,6 @@ class RequestContext:
                 f"this operation needs the {role.value} role: "
                 "send 'Authorization: Bearer <token>' (see `fno-gateway token`)"
             )
-        raise Forbidden(f"this operation needs the {role.value} role, which {self.principal.subject} lacks")
+        raise Forbidden(
+            f"this operation needs the {role.value} role, which {self.principal.subject} lacks"
+        )

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 import strawberry
+from graphql import get_argument_values
+from graphql.execution.values import VariableValues
 from strawberry.tools import create_type
 from strawberry.types.field import StrawberryField
 
@@ -52,7 +54,9 @@ class PageInfo:
 class EntityTypes:
     """Builds every entity's types into one registry, then the root query fields."""
 
-    def __init__(self, catalog: ResolvedCatalog, registry: TypeRegistry, inflector: Inflector) -> None:
+    def __init__(
+        self, catalog: ResolvedCatalog, registry: TypeRegistry, inflector: Inflector
+    ) -> None:
         self.catalog = catalog
         self.registry = registry
         self.names = inflector
@@ -89,10 +93,16 @@ class EntityTypes:
         if name not in self._enums:
             python_enum = enum.Enum(name, {m.symbol: m.value for m in kind.members})  # type: ignore[misc]
             self._enums[name] = self.registry.add(
-                name, strawberry.enum(python_enum, description=f"F&O enum {kind.name}."), f"enum {kind.name}"
+                name,
+                strawberry.enum(python_enum, description=f"F&O enum {kind.name}."),
+                f"enum {kind.name}",
             )
             filter_name = self.names.enum_filter_type(kind)
-            self.registry.add(filter_name, enum_operators(filter_name, self.registry.ref(name)), f"enum {kind.name}")
+            self.registry.add(
+                filter_name,
+                enum_operators(filter_name, self.registry.ref(name)),
+                f"enum {kind.name}",
+            )
         return self._enums[name]
 
     def _object_type(self, entity: EntityMetadata) -> None:
@@ -125,7 +135,9 @@ class EntityTypes:
             f.python_name = f"rel_{relation.name}"
             fields.append(f)
         name = self.names.object_type(entity)
-        self.registry.add(name, create_type(name, fields, description=entity.label), f"entity {entity.name}")
+        self.registry.add(
+            name, create_type(name, fields, description=entity.label), f"entity {entity.name}"
+        )
 
     def _connection_types(self, entity: EntityMetadata) -> None:
         node = self.registry.ref(self.names.object_type(entity))
@@ -142,7 +154,9 @@ class EntityTypes:
         connection = create_type(
             name,
             [
-                strawberry.field(name="edges", graphql_type=list[self.registry.ref(edge_name)], resolver=_edges),  # type: ignore[misc]
+                strawberry.field(
+                    name="edges", graphql_type=list[self.registry.ref(edge_name)], resolver=_edges
+                ),  # type: ignore[misc]
                 strawberry.field(name="nodes", graphql_type=list[node], resolver=_nodes),  # type: ignore[valid-type]
                 strawberry.field(name="pageInfo", graphql_type=PageInfo, resolver=_page_info),
                 strawberry.field(name="totalCount", graphql_type=int, resolver=_total_count),
@@ -162,14 +176,18 @@ class EntityTypes:
                 operators = self.registry.ref(self.names.enum_filter_type(field.enum))
             else:
                 operators = OPERATOR_INPUTS[field.type]
-            fields.append(_input_field(self.names.field(field), operators | None, f"f_{field.name}"))
+            fields.append(
+                _input_field(self.names.field(field), operators | None, f"f_{field.name}")
+            )
         for relation in entity.relations:
             target = self.catalog.entity(relation.target)
             if relation.cardinality is Cardinality.MANY:
                 kind = self.registry.ref(self.names.many_filter_type(target))
             else:
                 kind = self.registry.ref(self.names.filter_type(target))
-            fields.append(_input_field(self.names.relation(relation), kind | None, f"r_{relation.name}"))
+            fields.append(
+                _input_field(self.names.relation(relation), kind | None, f"r_{relation.name}")
+            )
         fields.append(_input_field("and", list[me] | None, "and_"))  # type: ignore[valid-type]
         fields.append(_input_field("or", list[me] | None, "or_"))  # type: ignore[valid-type]
         fields.append(_input_field("not", me | None, "not_"))
@@ -197,7 +215,7 @@ class EntityTypes:
         self.registry.add(enum_name, order_enum, f"entity {entity.name}")
         name = self.names.order_type(entity)
         fields = [
-            _input_field("field", order_enum, "field", required=True),
+            _input_field("field", order_enum, "field"),
             _input_field("direction", OrderDirection | None, "direction"),
             _input_field("nulls", NullsOrder | None, "nulls"),
         ]
@@ -217,6 +235,7 @@ class EntityTypes:
         arguments = self._list_arguments(entity)
         if entity.company_scoped:
             arguments += [("company", str | None), ("crossCompany", bool | None)]
+
         async def resolve(info: strawberry.Info, **_: Any) -> Connection:
             context: RequestContext = info.context
             context.require(Role.READER)
@@ -256,7 +275,9 @@ class EntityTypes:
                 if f.name == entity.company_field:
                     value = str(value).lower()
                 compares.append(Compare(f.name, Op.EQ, getattr(value, "value", value)))
-            plan: QueryPlan = self._planner(info).object(entity, list(raw.field_nodes), And(tuple(compares)))
+            plan: QueryPlan = self._planner(info).object(
+                entity, list(raw.field_nodes), And(tuple(compares))
+            )
             page = await context.fno.fetch(plan)
             return page.rows[0] if page.rows else None
 
@@ -272,14 +293,20 @@ class EntityTypes:
     def _planner(self, info: strawberry.Info) -> Planner:
         raw = info._raw_info
         context: RequestContext = info.context
-        return Planner(self.bindings, context.limits, raw.schema, raw.fragments, raw.variable_values)
+        return Planner(
+            self.bindings, context.limits, raw.schema, raw.fragments, variable_values(raw)
+        )
 
 
 def planner_arguments(raw: Any) -> dict[str, Any]:
-    from graphql import get_argument_values
-
     definition = raw.parent_type.fields[raw.field_name]
-    return get_argument_values(definition, raw.field_nodes[0], raw.variable_values)
+    return get_argument_values(definition, raw.field_nodes[0], variable_values(raw))
+
+
+def variable_values(raw: Any) -> VariableValues:
+    """The operation's coerced variables in the form graphql-core's helpers take."""
+    values = raw.variable_values
+    return values if isinstance(values, VariableValues) else VariableValues({}, dict(values))
 
 
 def _company(entity: EntityMetadata, args: dict[str, Any]) -> str | None:
@@ -291,7 +318,7 @@ def _company(entity: EntityMetadata, args: dict[str, Any]) -> str | None:
     if company is None and not cross:
         raise BadUserInput(
             f"{entity.collection_name} is company-specific: pass company (a legal entity such "
-            "as \"USMF\") or crossCompany: true to read every company"
+            'as "USMF") or crossCompany: true to read every company'
         )
     return None if cross else str(company).lower()
 
@@ -303,31 +330,43 @@ async def _check_company(context: RequestContext, company: str) -> None:
         raise BadUserInput(f"unknown legal entity {company.upper()!r}; known: {names}")
 
 
-def _input_field(name: str, kind: Any, python_name: str, required: bool = False) -> StrawberryField:
-    f = strawberry.field(name=name, graphql_type=kind, default=strawberry.UNSET if not required else strawberry.UNSET)
+def _input_field(name: str, kind: Any, python_name: str) -> StrawberryField:
+    f = strawberry.field(name=name, graphql_type=kind, default=strawberry.UNSET)
     f.python_name = python_name
     return f
 
 
-def _with_arguments(function: Callable[..., Any], arguments: list[tuple[str, Any]]) -> Callable[..., Any]:
+def _with_arguments(
+    function: Callable[..., Any], arguments: list[tuple[str, Any]]
+) -> Callable[..., Any]:
     """Give a generic resolver the GraphQL arguments of one field, as a signature."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return function(*args, **kwargs)
 
     parameters = [
-        inspect.Parameter("info", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=strawberry.Info)
+        inspect.Parameter(
+            "info", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=strawberry.Info
+        )
     ]
     if function is _child:
-        parameters.insert(0, inspect.Parameter("root", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=strawberry.Parent[Any]))
+        parameters.insert(
+            0,
+            inspect.Parameter(
+                "root", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=strawberry.Parent[Any]
+            ),
+        )
     for name, annotation in arguments:
         parameters.append(
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=None)
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=None
+            )
         )
     wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
     wrapper.__name__ = function.__name__
     if inspect.iscoroutinefunction(function):
+
         async def awrapper(*args: Any, **kwargs: Any) -> Any:
             return await function(*args, **kwargs)
 

@@ -40,7 +40,9 @@ def _operators(name: str, kind: Any, ordered: bool, text: bool) -> Any:
         graphql_name = "in" if python_name == "in_" else python_name
         namespace[python_name] = strawberry.field(name=graphql_name, default=strawberry.UNSET)
     cls = type(name, (), namespace)
-    return strawberry.input(cls, description=f"Conditions on a {kind_label(name)} field; all must hold.")
+    return strawberry.input(
+        cls, description=f"Conditions on a {kind_label(name)} field; all must hold."
+    )
 
 
 def kind_label(name: str) -> str:

@@ -1,8 +1,8 @@
 """The inflector: the one place that makes GraphQL names from catalog names.
 
-    entity CustomerV3 / collection CustomersV3
-      type CustomerV3, connection field customersV3, by-key field customerV3,
-      fields customerAccount, dataAreaId, relations salesOrders, customerGroup
+entity CustomerV3 / collection CustomersV3
+  type CustomerV3, connection field customersV3, by-key field customerV3,
+  fields customerAccount, dataAreaId, relations salesOrders, customerGroup
 """
 
 from __future__ import annotations

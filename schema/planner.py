@@ -40,8 +40,8 @@ from gateway.kernel.plan import (
     Or,
     OrderTerm,
     PageRequest,
-    QueryPlan,
     Quantifier,
+    QueryPlan,
     RelationFilter,
     with_key_order,
 )
@@ -67,7 +67,10 @@ class Planner:
     variables: Any
 
     def connection(
-        self, entity: EntityMetadata, nodes: list[FieldNode], args: Mapping[str, Any],
+        self,
+        entity: EntityMetadata,
+        nodes: list[FieldNode],
+        args: Mapping[str, Any],
         company: str | None = None,
     ) -> QueryPlan:
         binding = self.bindings[entity.name]
@@ -98,7 +101,9 @@ class Planner:
             children=children,
         )
 
-    def object(self, entity: EntityMetadata, nodes: list[FieldNode], where: Filter | None) -> QueryPlan:
+    def object(
+        self, entity: EntityMetadata, nodes: list[FieldNode], where: Filter | None
+    ) -> QueryPlan:
         binding = self.bindings[entity.name]
         columns, children = self._rows(binding, nodes)
         return QueryPlan(
@@ -179,7 +184,9 @@ class Planner:
         include = get_directive_values(GraphQLIncludeDirective, node, self.variables)
         return not (include is not None and include.get("if") is False)
 
-    def _order(self, binding: EntityBinding, order_by: list[dict[str, Any]] | None) -> tuple[OrderTerm, ...]:
+    def _order(
+        self, binding: EntityBinding, order_by: list[dict[str, Any]] | None
+    ) -> tuple[OrderTerm, ...]:
         terms = []
         for item in order_by or ():
             field = _enum_value(item["field"])
@@ -189,7 +196,9 @@ class Planner:
             terms.append(OrderTerm(field, descending, nulls_first))
         return with_key_order(binding.entity, terms)
 
-    def _page(self, entity: EntityMetadata, order: tuple[OrderTerm, ...], args: Mapping[str, Any]) -> PageRequest:
+    def _page(
+        self, entity: EntityMetadata, order: tuple[OrderTerm, ...], args: Mapping[str, Any]
+    ) -> PageRequest:
         first, last = args.get("first"), args.get("last")
         if first is not None and last is not None:
             raise BadUserInput("pass first or last, not both")
@@ -245,7 +254,8 @@ class Planner:
             op = Op(name)
             if value is None:
                 raise BadUserInput(
-                    f"{op.value} on {field.name} needs a value; to match empty fields use isNull: true"
+                    f"{op.value} on {field.name} needs a value; "
+                    "to match empty fields use isNull: true"
                 )
             if op in (Op.IN, Op.NIN):
                 value = tuple(_enum_value(v) for v in value)
@@ -254,7 +264,9 @@ class Planner:
             compares.append(Compare(field.name, op, value))
         return compares
 
-    def _relation_filter(self, binding: EntityBinding, relation: Relation, value: Mapping[str, Any]) -> Filter:
+    def _relation_filter(
+        self, binding: EntityBinding, relation: Relation, value: Mapping[str, Any]
+    ) -> Filter:
         target = self.bindings[relation.target]
         if relation.cardinality is Cardinality.ONE:
             inner = self.where(target, value)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from strawberry.types.lazy_type import LazyType
@@ -34,7 +34,8 @@ class TypeRegistry:
 
 @dataclass(frozen=True)
 class TypeRef(LazyType[Any, Any]):
-    registry: TypeRegistry | None = field(default=None, compare=False, hash=False)
+    # compared by identity, so references from two builds never resolve to each other
+    registry: TypeRegistry | None = None
 
     def resolve_type(self) -> type[Any]:
         assert self.registry is not None

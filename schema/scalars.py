@@ -18,12 +18,16 @@ def _parse_long(value: Any) -> int:
     return int(value)
 
 
-Long = strawberry.scalar(
-    NewType("Long", int),
-    description="A 64-bit integer (F&O Int64, such as a RecId).",
-    serialize=int,
-    parse_value=_parse_long,
-)
+Long = NewType("Long", int)
+
+SCALAR_MAP = {
+    Long: strawberry.scalar(
+        name="Long",
+        description="A 64-bit integer (F&O Int64, such as a RecId).",
+        serialize=int,
+        parse_value=_parse_long,
+    )
+}
 
 SCALARS: dict[FieldType, Any] = {
     FieldType.STRING: str,

@@ -26,7 +26,9 @@ def enum(name: str, *symbols: str) -> EnumType:
 
 
 NO_YES = enum("NoYes", "No", "Yes")
-CUST_VEND_BLOCKED = enum("CustVendorBlocked", "No", "Invoice", "All", "Payment", "Requisition", "Never")
+CUST_VEND_BLOCKED = enum(
+    "CustVendorBlocked", "No", "Invoice", "All", "Payment", "Requisition", "Never"
+)
 PARTY_TYPE = enum("DirPartyBaseType", "None", "Person", "Organization")
 SALES_STATUS = enum("SalesStatus", "None", "Backorder", "Delivered", "Invoiced", "Canceled")
 PRODUCT_TYPE = enum("EcoResProductType", "Item", "Service")
@@ -131,7 +133,11 @@ CUSTOMER = EntityMetadata(
     ),
     relations=(
         to_one("CustomerGroup", "CustomerGroup", ("CustomerGroupId", "CustomerGroupId")),
-        to_many("SalesOrders", "SalesOrderHeaderV2", ("CustomerAccount", "OrderingCustomerAccountNumber")),
+        to_many(
+            "SalesOrders",
+            "SalesOrderHeaderV2",
+            ("CustomerAccount", "OrderingCustomerAccountNumber"),
+        ),
     ),
     company_field="dataAreaId",
     operations=ALL_OPERATIONS,

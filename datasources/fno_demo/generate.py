@@ -46,49 +46,119 @@ class Company:
 
 
 US_CITIES = (
-    ("Seattle", "WA", "98101"), ("Redmond", "WA", "98052"), ("Portland", "OR", "97201"),
-    ("Chicago", "IL", "60601"), ("Dallas", "TX", "75201"), ("Atlanta", "GA", "30303"),
-    ("Boston", "MA", "02108"), ("Denver", "CO", "80202"), ("Miami", "FL", "33101"),
-    ("San Diego", "CA", "92101"), ("New York", "NY", "10001"), ("Phoenix", "AZ", "85004"),
+    ("Seattle", "WA", "98101"),
+    ("Redmond", "WA", "98052"),
+    ("Portland", "OR", "97201"),
+    ("Chicago", "IL", "60601"),
+    ("Dallas", "TX", "75201"),
+    ("Atlanta", "GA", "30303"),
+    ("Boston", "MA", "02108"),
+    ("Denver", "CO", "80202"),
+    ("Miami", "FL", "33101"),
+    ("San Diego", "CA", "92101"),
+    ("New York", "NY", "10001"),
+    ("Phoenix", "AZ", "85004"),
 )
 DE_CITIES = (
-    ("Berlin", "BE", "10115"), ("München", "BY", "80331"), ("Hamburg", "HH", "20095"),
-    ("Frankfurt am Main", "HE", "60311"), ("Köln", "NW", "50667"), ("Stuttgart", "BW", "70173"),
-    ("Düsseldorf", "NW", "40213"), ("Leipzig", "SN", "04109"),
+    ("Berlin", "BE", "10115"),
+    ("München", "BY", "80331"),
+    ("Hamburg", "HH", "20095"),
+    ("Frankfurt am Main", "HE", "60311"),
+    ("Köln", "NW", "50667"),
+    ("Stuttgart", "BW", "70173"),
+    ("Düsseldorf", "NW", "40213"),
+    ("Leipzig", "SN", "04109"),
 )
 COMPANIES = (
-    Company("usmf", "Contoso Entertainment System USA", "USA", "USD", "en-us", 0.5, "US", US_CITIES),
+    Company(
+        "usmf", "Contoso Entertainment System USA", "USA", "USD", "en-us", 0.5, "US", US_CITIES
+    ),
     Company("usrt", "Contoso Retail USA", "USA", "USD", "en-us", 0.3, "RT", US_CITIES),
-    Company("demf", "Contoso Entertainment System Germany", "DEU", "EUR", "de", 0.2, "DE", DE_CITIES),
+    Company(
+        "demf", "Contoso Entertainment System Germany", "DEU", "EUR", "de", 0.2, "DE", DE_CITIES
+    ),
 )
 CUSTOMER_GROUPS = (
-    ("10", "Wholesale customers", "Net30"), ("20", "Major customers", "Net45"),
-    ("30", "Retail customers", "Net10"), ("40", "Internet customers", "COD"),
-    ("80", "Other customers", "Net30"), ("90", "Intercompany customers", "Net60"),
+    ("10", "Wholesale customers", "Net30"),
+    ("20", "Major customers", "Net45"),
+    ("30", "Retail customers", "Net10"),
+    ("40", "Internet customers", "COD"),
+    ("80", "Other customers", "Net30"),
+    ("90", "Intercompany customers", "Net60"),
 )
 VENDOR_GROUPS = (
-    ("10", "Parts vendors", "Net30"), ("20", "Service vendors", "Net45"),
-    ("30", "Freight vendors", "Net10"), ("50", "Intercompany vendors", "Net60"),
+    ("10", "Parts vendors", "Net30"),
+    ("20", "Service vendors", "Net45"),
+    ("30", "Freight vendors", "Net10"),
+    ("50", "Intercompany vendors", "Net60"),
 )
 NAMES = (
-    "Contoso", "Fabrikam", "Adventure Works", "Northwind", "Tailspin", "Wingtip", "Litware",
-    "Proseware", "Alpine Ski House", "Coho Winery", "Lamna", "Fourth Coffee", "Trey Research",
-    "Woodgrove", "Humongous Insurance", "Margie's Travel", "Relecloud", "Blue Yonder",
-    "Lucerne Publishing", "Southridge Video", "Wide World Importers", "A. Datum", "VanArsdel",
-    "Munson's Pickles", "Best For You Organics", "Nod Publishers", "Bellows", "Wingtip Toys",
+    "Contoso",
+    "Fabrikam",
+    "Adventure Works",
+    "Northwind",
+    "Tailspin",
+    "Wingtip",
+    "Litware",
+    "Proseware",
+    "Alpine Ski House",
+    "Coho Winery",
+    "Lamna",
+    "Fourth Coffee",
+    "Trey Research",
+    "Woodgrove",
+    "Humongous Insurance",
+    "Margie's Travel",
+    "Relecloud",
+    "Blue Yonder",
+    "Lucerne Publishing",
+    "Southridge Video",
+    "Wide World Importers",
+    "A. Datum",
+    "VanArsdel",
+    "Munson's Pickles",
+    "Best For You Organics",
+    "Nod Publishers",
+    "Bellows",
+    "Wingtip Toys",
 )
 SUFFIXES = (
-    "Retail", "Wholesale", "Supplies", "Group", "Partners", "Stores", "Distribution", "Foods",
-    "Electronics", "Outfitters", "Trading", "Holdings",
+    "Retail",
+    "Wholesale",
+    "Supplies",
+    "Group",
+    "Partners",
+    "Stores",
+    "Distribution",
+    "Foods",
+    "Electronics",
+    "Outfitters",
+    "Trading",
+    "Holdings",
 )
-STREETS = ("Main St", "Oak Ave", "Pine St", "Maple Dr", "Cedar Ln", "Elm St", "Lake View Rd",
-           "Market St", "Hauptstraße", "Bahnhofstraße")
+STREETS = (
+    "Main St",
+    "Oak Ave",
+    "Pine St",
+    "Maple Dr",
+    "Cedar Ln",
+    "Elm St",
+    "Lake View Rd",
+    "Market St",
+    "Hauptstraße",
+    "Bahnhofstraße",
+)
 PRODUCTS = (
-    ("Car Audio System", "A", Decimal("499.00")), ("Projector", "D", Decimal("1249.00")),
-    ("Speaker Cable", "M", Decimal("12.50")), ("Surround Sound Receiver", "D", Decimal("899.00")),
-    ("Home Theater System", "D", Decimal("2499.00")), ("Television 47in", "T", Decimal("1599.00")),
-    ("Mid-Range Speaker", "S", Decimal("189.00")), ("High End Speaker", "S", Decimal("1190.00")),
-    ("Subwoofer", "S", Decimal("349.00")), ("Installation service", "V", Decimal("150.00")),
+    ("Car Audio System", "A", Decimal("499.00")),
+    ("Projector", "D", Decimal("1249.00")),
+    ("Speaker Cable", "M", Decimal("12.50")),
+    ("Surround Sound Receiver", "D", Decimal("899.00")),
+    ("Home Theater System", "D", Decimal("2499.00")),
+    ("Television 47in", "T", Decimal("1599.00")),
+    ("Mid-Range Speaker", "S", Decimal("189.00")),
+    ("High End Speaker", "S", Decimal("1190.00")),
+    ("Subwoofer", "S", Decimal("349.00")),
+    ("Installation service", "V", Decimal("150.00")),
 )
 EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
@@ -103,7 +173,9 @@ def counts(scale: float) -> dict[str, int]:
     }
 
 
-async def build_demo_store(engine: AsyncEngine, scale: float = 1.0, progress: Progress | None = None) -> int:
+async def build_demo_store(
+    engine: AsyncEngine, scale: float = 1.0, progress: Progress | None = None
+) -> int:
     """Create the demo F&O store (tables, metadata, rows) in an empty database.
 
     Returns the number of rows written. `progress` is called with row counts as
@@ -195,8 +267,11 @@ class _Generator:
     def legal_entities(self) -> Iterator[dict[str, Any]]:
         for c in COMPANIES:
             yield {
-                "legalentityid": c.id.upper(), "name": c.name, "addresscountryregionid": c.country,
-                "addresscity": c.cities[0][0], "accountingcurrency": c.currency,
+                "legalentityid": c.id.upper(),
+                "name": c.name,
+                "addresscountryregionid": c.country,
+                "addresscity": c.cities[0][0],
+                "accountingcurrency": c.currency,
                 "languageid": c.language,
             }
 
@@ -204,15 +279,20 @@ class _Generator:
         for c in COMPANIES:
             for group, description, terms in CUSTOMER_GROUPS:
                 yield {
-                    "dataareaid": c.id, "customergroupid": group, "description": description,
-                    "paymenttermid": terms, "issalestaxincludedinprice": int(group == "30"),
+                    "dataareaid": c.id,
+                    "customergroupid": group,
+                    "description": description,
+                    "paymenttermid": terms,
+                    "issalestaxincludedinprice": int(group == "30"),
                 }
 
     def vendor_groups(self) -> Iterator[dict[str, Any]]:
         for c in COMPANIES:
             for group, description, terms in VENDOR_GROUPS:
                 yield {
-                    "dataareaid": c.id, "vendorgroupid": group, "description": description,
+                    "dataareaid": c.id,
+                    "vendorgroupid": group,
+                    "description": description,
                     "defaultpaymenttermname": terms,
                 }
 
@@ -225,11 +305,14 @@ class _Generator:
             city = rng.choice(company.cities)
             name = self._name()
             yield {
-                "dataareaid": company.id, "vendoraccountnumber": f"{company.prefix}-V{n:05d}",
+                "dataareaid": company.id,
+                "vendoraccountnumber": f"{company.prefix}-V{n:05d}",
                 "vendororganizationname": name,
-                "vendorgroupid": rng.choice(VENDOR_GROUPS)[0], "currencycode": company.currency,
+                "vendorgroupid": rng.choice(VENDOR_GROUPS)[0],
+                "currencycode": company.currency,
                 "onholdstatus": 0 if rng.random() < 0.9 else rng.choice((1, 2, 3)),
-                "addresscity": city[0], "addresscountryregionid": company.country,
+                "addresscity": city[0],
+                "addresscountryregionid": company.country,
                 "primaryemailaddress": _email(name, n),
             }
 
@@ -245,7 +328,9 @@ class _Generator:
                 )
                 self.products[c.id].append((item, f"{base} {series}", sales_price))
                 yield {
-                    "dataareaid": c.id, "itemnumber": item, "productname": f"{base} {series}",
+                    "dataareaid": c.id,
+                    "itemnumber": item,
+                    "productname": f"{base} {series}",
                     "searchname": f"{base.upper()}{series}",
                     "producttype": 1 if letter == "V" else 0,
                     "itemmodelgroupid": "STD" if letter != "V" else "SVC",
@@ -264,23 +349,31 @@ class _Generator:
             invoice = delivery if rng.random() < 0.8 else rng.choice(company.cities)
             street = f"{rng.randint(1, 9999)} {rng.choice(STREETS)}"
             yield {
-                "dataareaid": company.id, "customeraccount": account, "organizationname": name,
+                "dataareaid": company.id,
+                "customeraccount": account,
+                "organizationname": name,
                 "partytype": 1 if person else 2,
                 "customergroupid": rng.choice(CUSTOMER_GROUPS)[0],
                 "creditlimit": Decimal(rng.choice((0, 5000, 10000, 25000, 50000, 100000, 250000))),
                 "creditlimitismandatory": int(rng.random() < 0.3),
                 "salescurrencycode": company.currency,
                 "onholdstatus": 0 if rng.random() < 0.92 else rng.choice((1, 2, 3)),
-                "paymentterms": rng.choice(CUSTOMER_GROUPS)[2], "languageid": company.language,
-                "deliveryaddressstreet": street, "deliveryaddresscity": delivery[0],
-                "deliveryaddresszipcode": delivery[2], "deliveryaddressstate": delivery[1],
+                "paymentterms": rng.choice(CUSTOMER_GROUPS)[2],
+                "languageid": company.language,
+                "deliveryaddressstreet": street,
+                "deliveryaddresscity": delivery[0],
+                "deliveryaddresszipcode": delivery[2],
+                "deliveryaddressstate": delivery[1],
                 "deliveryaddresscountryregionid": company.country,
                 "invoiceaddressstreet": street if invoice == delivery else f"PO Box {n}",
-                "invoiceaddresscity": invoice[0], "invoiceaddresszipcode": invoice[2],
-                "invoiceaddressstate": invoice[1], "invoiceaddresscountryregionid": company.country,
+                "invoiceaddresscity": invoice[0],
+                "invoiceaddresszipcode": invoice[2],
+                "invoiceaddressstate": invoice[1],
+                "invoiceaddresscountryregionid": company.country,
                 "primarycontactemail": _email(name, n) if rng.random() < 0.95 else None,
                 "primarycontactphone": f"+1 555 {rng.randint(100, 999)} {rng.randint(1000, 9999)}"
-                if rng.random() < 0.9 else None,
+                if rng.random() < 0.9
+                else None,
                 "createddatetime": EPOCH + dt.timedelta(minutes=rng.randint(0, 60 * 24 * 900)),
             }
 
@@ -298,15 +391,20 @@ class _Generator:
             city = rng.choice(company.cities)
             if headers:
                 yield {
-                    "dataareaid": company.id, "salesordernumber": order,
+                    "dataareaid": company.id,
+                    "salesordernumber": order,
                     "orderingcustomeraccountnumber": customer,
                     "invoicecustomeraccountnumber": customer,
-                    "salesordername": f"Order {order}", "currencycode": company.currency,
+                    "salesordername": f"Order {order}",
+                    "currencycode": company.currency,
                     "salesorderstatus": status,
                     "customerrequisitionnumber": f"PO-{rng.randint(10000, 99999)}"
-                    if rng.random() < 0.4 else None,
-                    "requestedshippingdate": ship, "ordercreationdatetime": created,
-                    "deliveryaddresscity": city[0], "deliveryaddresscountryregionid": company.country,
+                    if rng.random() < 0.4
+                    else None,
+                    "requestedshippingdate": ship,
+                    "ordercreationdatetime": created,
+                    "deliveryaddresscity": city[0],
+                    "deliveryaddresscountryregionid": company.country,
                 }
             for line in range(1, rng.randint(1, 9) + 1):
                 lot += 1
@@ -317,10 +415,15 @@ class _Generator:
                 if headers:
                     continue
                 yield {
-                    "dataareaid": company.id, "inventorylotid": f"LOT{lot:09d}",
-                    "salesordernumber": order, "linenumber": Decimal(line), "itemnumber": item,
-                    "linedescription": product, "orderedsalesquantity": quantity,
-                    "salesunitsymbol": "ea", "salesprice": price,
+                    "dataareaid": company.id,
+                    "inventorylotid": f"LOT{lot:09d}",
+                    "salesordernumber": order,
+                    "linenumber": Decimal(line),
+                    "itemnumber": item,
+                    "linedescription": product,
+                    "orderedsalesquantity": quantity,
+                    "salesunitsymbol": "ea",
+                    "salesprice": price,
                     "lineamount": (price * quantity).quantize(Decimal("0.01")),
                     "requestedshippingdate": ship,
                 }

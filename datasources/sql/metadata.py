@@ -175,7 +175,9 @@ async def read_entities(conn: AsyncConnection) -> list[EntityMetadata]:
 
     fields: dict[str, list[EntityField]] = defaultdict(list)
     for row in await conn.execute(
-        select(sysdataentityfield).order_by(sysdataentityfield.c.entity, sysdataentityfield.c.ordinal)
+        select(sysdataentityfield).order_by(
+            sysdataentityfield.c.entity, sysdataentityfield.c.ordinal
+        )
     ):
         fields[row.entity].append(
             EntityField(
@@ -189,7 +191,9 @@ async def read_entities(conn: AsyncConnection) -> list[EntityMetadata]:
                 length=row.length,
                 precision=row.precision,
                 scale=row.scale,
-                enum=EnumType(row.enum_name, tuple(enums[row.enum_name])) if row.enum_name else None,
+                enum=EnumType(row.enum_name, tuple(enums[row.enum_name]))
+                if row.enum_name
+                else None,
             )
         )
 

@@ -128,7 +128,9 @@ class SqlDataSource:
             fetched = await self._child(conn, child, rows)
             await self._children(conn, child.plan, fetched)
 
-    async def _child(self, conn: AsyncConnection, child: ChildPlan, parents: list[Row]) -> list[Row]:
+    async def _child(
+        self, conn: AsyncConnection, child: ChildPlan, parents: list[Row]
+    ) -> list[Row]:
         """Fetch one relation for every parent in one statement; attach; return the rows."""
         sources = [s for s, _ in child.relation.constraints]
         targets = [t for _, t in child.relation.constraints]
@@ -141,15 +143,23 @@ class SqlDataSource:
         table = self.table(entity)
         col = columns_of(entity, table)
         key_cols = [col(t) for t in targets]
-        in_keys = key_match(key_cols, key_rows(self.dialect, sorted(keys), [c.type for c in key_cols]))
+        in_keys = key_match(
+            key_cols, key_rows(self.dialect, sorted(keys), [c.type for c in key_cols])
+        )
         names = dict.fromkeys((*plan.required_columns(), *targets))
 
         if child.relation.cardinality is Cardinality.ONE:
-            stmt = select(*(col(n).label(n) for n in names)).where(in_keys, self._condition(plan, col))
-            found = {} if not keys else {
-                tuple(r[t] for t in targets): r
-                for r in (dict(m) for m in (await conn.execute(stmt)).mappings())
-            }
+            stmt = select(*(col(n).label(n) for n in names)).where(
+                in_keys, self._condition(plan, col)
+            )
+            found = (
+                {}
+                if not keys
+                else {
+                    tuple(r[t] for t in targets): r
+                    for r in (dict(m) for m in (await conn.execute(stmt)).mappings())
+                }
+            )
             for parent in parents:
                 parent[slot] = found.get(tuple(parent[s] for s in sources))
             return list({id(r): r for r in found.values()}.values())

@@ -85,7 +85,11 @@ class CatalogService:
             for name, entity in published.items():
                 row = rows.get(name)
                 if row is None:
-                    await conn.execute(insert(catalog_entry).values(**_values(entity, now), visible=entity.auto_create))
+                    await conn.execute(
+                        insert(catalog_entry).values(
+                            **_values(entity, now), visible=entity.auto_create
+                        )
+                    )
                     changed = changed or entity.auto_create
                     continue
                 needs = row.fingerprint != entity.fingerprint()
@@ -99,7 +103,9 @@ class CatalogService:
             for name, row in rows.items():
                 if name not in published and row.published:
                     await conn.execute(
-                        update(catalog_entry).where(catalog_entry.c.name == name).values(published=False)
+                        update(catalog_entry)
+                        .where(catalog_entry.c.name == name)
+                        .values(published=False)
                     )
                     changed = changed or row.visible
         if changed:
@@ -124,9 +130,13 @@ class CatalogService:
 
     async def entry(self, name: str) -> CatalogEntry:
         async with self._control.connect() as conn:
-            row = (await conn.execute(select(catalog_entry).where(catalog_entry.c.name == name))).first()
+            row = (
+                await conn.execute(select(catalog_entry).where(catalog_entry.c.name == name))
+            ).first()
         if row is None:
-            raise NotFound(f"no entity named {name!r} in the catalog; query entityCatalog to list them")
+            raise NotFound(
+                f"no entity named {name!r} in the catalog; query entityCatalog to list them"
+            )
         return _entry(row)
 
     async def set_visible(self, name: str, visible: bool) -> CatalogEntry:
@@ -136,7 +146,9 @@ class CatalogService:
         if entry.visible != visible:
             async with self._lock, self._control.begin() as conn:
                 await conn.execute(
-                    update(catalog_entry).where(catalog_entry.c.name == name).values(visible=visible)
+                    update(catalog_entry)
+                    .where(catalog_entry.c.name == name)
+                    .values(visible=visible)
                 )
             await self._changed()
         return await self.entry(name)
@@ -151,7 +163,9 @@ class CatalogService:
                 values: dict[str, object] = {"published": False}
             else:
                 values = {**_values(entity, dt.datetime.now(dt.UTC)), "published": True}
-            await conn.execute(update(catalog_entry).where(catalog_entry.c.name == name).values(**values))
+            await conn.execute(
+                update(catalog_entry).where(catalog_entry.c.name == name).values(**values)
+            )
         await self._changed()
         return await self.entry(name)
 

@@ -1,0 +1,54 @@
+"""`create_app(settings)`: the Starlette application, wired from one settings object."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from gateway.http.graphql import graphql_endpoint
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Runtime]]:
+        runtime = await Runtime.open(settings)
+        _app.state.runtime = runtime
+        log.info("ready: GraphiQL at http://%s:%s/graphql", settings.host, settings.port)
+        try:
+            yield {"runtime": runtime}
+        finally:
+            await runtime.close()
+
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Mount(
+                "/static/graphiql",
+                StaticFiles(packages=[("gateway", "http/static/graphiql")]),
+            ),
+        ],
+        lifespan=lifespan,
+    )
+
+
+async def healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def app_from_environment() -> Starlette:
+    """For `uvicorn --factory gateway.app:app_from_environment` (several workers)."""
+    return create_app(Settings())

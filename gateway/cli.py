@@ -1,0 +1,145 @@
+"""`fno-gateway`: serve the gateway, build a demo store, issue tokens, print the schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import uvicorn
+from tqdm import tqdm
+
+from gateway.auth import Role, TokenAuthority
+from gateway.settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fno-gateway", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway (GraphiQL at /graphql)")
+    serve.add_argument("--host", help="interface (GATEWAY_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (GATEWAY_PORT, default 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (GATEWAY_WORKERS)")
+    _store_flags(serve)
+
+    demo = commands.add_parser("demo", help="build a demo F&O store (for benchmarks: --scale 100)")
+    demo.add_argument("--scale", type=float, default=1.0, help="1 = 1,000 customers, ~10,000 lines")
+    _store_flags(demo)
+
+    token = commands.add_parser(
+        "token", help="print a bearer token signed with the gateway's secret"
+    )
+    token.add_argument("--sub", default="admin", help="who the token names")
+    token.add_argument(
+        "--role", action="append", choices=[r.value for r in Role], help="repeatable"
+    )
+    token.add_argument("--hours", type=float, default=12.0, help="lifetime")
+    _store_flags(token)
+
+    schema = commands.add_parser("schema", help="print the GraphQL schema (SDL) as served now")
+    _store_flags(schema)
+
+    args = parser.parse_args(argv)
+    settings = _settings(args)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "serve":
+        return _serve(settings)
+    if args.command == "demo":
+        return asyncio.run(_demo(settings, args.scale))
+    if args.command == "token":
+        roles = [Role(r) for r in (args.role or ["admin"])]
+        authority = TokenAuthority(settings.token_secret(), settings.anonymous_reads)
+        print(authority.issue(args.sub, roles, dt.timedelta(hours=args.hours)))
+        return 0
+    return asyncio.run(_schema(settings))
+
+
+def _store_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", help="data folder (GATEWAY_DATA_DIR, default ./fno-gateway-data)"
+    )
+    parser.add_argument("--fno-url", help="F&O store URL (GATEWAY_FNO_URL)")
+    parser.add_argument("--control-url", help="control store URL (GATEWAY_CONTROL_URL)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port", "workers", "data_dir", "fno_url", "control_url"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings(**overrides)
+
+
+def _serve(settings: Settings) -> int:
+    if settings.workers > 1:
+        for name, value in settings.model_dump(exclude_none=True).items():
+            if name != "jwt_secret":
+                os.environ[f"GATEWAY_{name.upper()}"] = str(value)
+        os.environ.setdefault("GATEWAY_JWT_SECRET", settings.token_secret())
+        uvicorn.run(
+            "gateway.app:app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+        )
+        return 0
+    from gateway.app import create_app
+
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
+    )
+    return 0
+
+
+async def _demo(settings: Settings, scale: float) -> int:
+    from sqlalchemy import inspect as sa_inspect
+
+    from datasources.fno_demo.generate import build_demo_store, expected_rows
+    from datasources.sql.engine import create_engine
+
+    if settings.fno_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.store_url("fno"))
+    try:
+        async with engine.connect() as conn:
+            if await conn.run_sync(lambda c: sa_inspect(c).has_table("sysdataentity")):
+                print(
+                    "the F&O store is not empty; point --fno-url at an empty database",
+                    file=sys.stderr,
+                )
+                return 1
+        with tqdm(
+            total=expected_rows(scale), unit=" rows", unit_scale=True, desc="demo store"
+        ) as bar:
+            written = await build_demo_store(engine, scale, bar.update)
+        print(f"wrote {written:,} rows to {settings.store_url('fno')}")
+        return 0
+    finally:
+        await engine.dispose()
+
+
+async def _schema(settings: Settings) -> int:
+    from gateway.runtime import Runtime
+
+    runtime = await Runtime.open(settings)
+    try:
+        assert runtime.schemas.current is not None
+        print(runtime.schemas.current.as_str())
+        return 0
+    finally:
+        await runtime.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""HTTP transport: GraphQL over HTTP, and the offline GraphiQL page."""

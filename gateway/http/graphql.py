@@ -1,0 +1,189 @@
+"""GraphQL over HTTP (the graphql-over-http draft): GET and POST, content negotiation
+between `application/graphql-response+json` and `application/json`, the spec's status
+codes, and errors that carry `extensions.code`."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.types.execution import PreExecutionError
+
+from gateway.http.graphiql import graphiql_page
+from gateway.kernel.errors import GatewayError, Unauthenticated
+from gateway.runtime import Runtime
+from schema.context import RequestContext
+
+log = logging.getLogger("gateway.http")
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class GraphQLRequest:
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    extensions: dict[str, Any] | None
+
+
+class RequestError(Exception):
+    """The HTTP request is not a well-formed GraphQL request."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+async def graphql_endpoint(request: Request) -> Response:
+    runtime: Runtime = request.state.runtime
+    if request.method == "GET" and _wants_html(request):
+        return graphiql_page()
+    media_type = _negotiate(request.headers.get("accept"))
+    if media_type is None:
+        return _request_error(JSON, 406, f"send Accept: {GRAPHQL_RESPONSE} or {JSON}")
+    try:
+        params = await _read_params(request)
+        if request.method == "GET":
+            _refuse_mutation_over_get(params)
+        principal = runtime.authority.authenticate(request.headers.get("authorization"))
+    except RequestError as exc:
+        return _request_error(media_type, exc.status, str(exc), exc.headers)
+    except Unauthenticated as exc:
+        return _request_error(
+            media_type, 401, exc.message, {"WWW-Authenticate": "Bearer"}, code=exc.code
+        )
+
+    schema = runtime.schemas.current
+    assert schema is not None
+    context = RequestContext(principal, runtime.fno, runtime.catalog, runtime.limits)
+    result = await schema.execute(
+        params.query,
+        variable_values=params.variables,
+        context_value=context,
+        operation_name=params.operation_name,
+    )
+    body: dict[str, Any] = {}
+    errors = [format_error(e) for e in result.errors or ()]
+    request_failed = isinstance(result, PreExecutionError) or (
+        result.data is None and bool(result.errors) and all(e.path is None for e in result.errors)
+    )
+    if not request_failed:
+        body["data"] = result.data
+    if errors:
+        body["errors"] = errors
+    status = 400 if request_failed and media_type == GRAPHQL_RESPONSE else 200
+    return Response(orjson.dumps(body), status, media_type=media_type)
+
+
+def format_error(error: GraphQLError) -> dict[str, Any]:
+    """The error as the client sees it: a message a person can act on, and a code."""
+    formatted: dict[str, Any] = dict(error.formatted)
+    original = error.original_error
+    extensions = dict(formatted.get("extensions") or {})
+    if isinstance(original, GatewayError):
+        extensions["code"] = original.code
+        formatted["message"] = original.message
+    elif original is not None:
+        error_id = uuid.uuid4().hex[:12]
+        log.error("internal error %s at %s", error_id, error.path, exc_info=original)
+        formatted["message"] = (
+            f"internal error; the gateway log has the details under id {error_id}"
+        )
+        extensions["code"] = "INTERNAL_SERVER_ERROR"
+    elif "code" not in extensions:
+        extensions["code"] = _classify(error)
+    formatted["extensions"] = extensions
+    return formatted
+
+
+def _classify(error: GraphQLError) -> str:
+    if error.message.startswith("Syntax Error"):
+        return "GRAPHQL_PARSE_FAILED"
+    if error.message.startswith("Variable '$") or "got invalid value" in error.message:
+        return "BAD_USER_INPUT"
+    if error.path is None:
+        return "GRAPHQL_VALIDATION_FAILED"
+    return "INTERNAL_SERVER_ERROR"
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "") and "query" not in request.query_params
+
+
+def _negotiate(accept: str | None) -> str | None:
+    if not accept:
+        return JSON
+    for part in accept.split(","):
+        media = part.split(";")[0].strip().lower()
+        if media == GRAPHQL_RESPONSE:
+            return GRAPHQL_RESPONSE
+        if media in (JSON, "application/*", "*/*"):
+            return JSON
+    return None
+
+
+async def _read_params(request: Request) -> GraphQLRequest:
+    if request.method == "GET":
+        raw: dict[str, Any] = dict(request.query_params)
+        for name in ("variables", "extensions"):
+            if raw.get(name):
+                try:
+                    raw[name] = orjson.loads(raw[name])
+                except orjson.JSONDecodeError:
+                    raise RequestError(400, f"the {name} parameter is not valid JSON") from None
+    else:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != JSON:
+            raise RequestError(415, f"send the request body as {JSON}")
+        try:
+            raw = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            raise RequestError(400, "the request body is not valid JSON") from None
+        if not isinstance(raw, dict):
+            raise RequestError(
+                400, "the request body must be a JSON object (batching is not supported)"
+            )
+    query = raw.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise RequestError(400, 'the request has no query; send {"query": "{ ... }"}')
+    variables = raw.get("variables") or None
+    operation_name = raw.get("operationName") or None
+    extensions = raw.get("extensions") or None
+    if variables is not None and not isinstance(variables, dict):
+        raise RequestError(400, "variables must be a JSON object")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise RequestError(400, "operationName must be a string")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise RequestError(400, "extensions must be a JSON object")
+    return GraphQLRequest(query, variables, operation_name, extensions)
+
+
+def _refuse_mutation_over_get(params: GraphQLRequest) -> None:
+    try:
+        operation = get_operation_ast(parse(params.query), params.operation_name)
+    except GraphQLError:
+        return  # the parse error is reported by execution, with its location
+    if operation is not None and operation.operation is not OperationType.QUERY:
+        raise RequestError(
+            405, f"{operation.operation.value}s must be sent with POST", {"Allow": "POST"}
+        )
+
+
+def _request_error(
+    media_type: str,
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    code: str = "BAD_REQUEST",
+) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return Response(orjson.dumps(body), status, headers=headers, media_type=media_type)

@@ -1,0 +1,96 @@
+"""The running gateway's parts, opened and closed together (composition root)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import anyio.to_thread
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from datasources.fno_demo.generate import build_demo_store
+from datasources.sql.engine import create_engine
+from datasources.sql.source import SqlDataSource
+from gateway.auth import TokenAuthority
+from gateway.catalog.service import CatalogService
+from gateway.control import create_control_schema
+from gateway.settings import Settings
+from schema.builder import GatewaySchema, build_schema
+from schema.context import ReadLimits
+
+log = logging.getLogger("gateway")
+
+
+class SchemaHolder:
+    """Holds the current schema; rebuilds it off the event loop and swaps it atomically.
+
+    Requests read `current` once when they start, so a request in flight finishes
+    on the schema it began with.
+    """
+
+    def __init__(self, catalog: CatalogService, max_depth: int) -> None:
+        self._catalog = catalog
+        self._max_depth = max_depth
+        self._lock = asyncio.Lock()
+        self.current: GatewaySchema | None = None
+
+    async def rebuild(self) -> None:
+        async with self._lock:
+            resolved = await self._catalog.resolved()
+            if self.current is not None and self.current.catalog_version == resolved.version:
+                return
+            schema = await anyio.to_thread.run_sync(
+                lambda: build_schema(resolved, max_depth=self._max_depth)
+            )
+            self.current = schema
+            log.info("schema %s in service: %d entities", resolved.version, len(resolved.entities))
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    fno_engine: AsyncEngine
+    control_engine: AsyncEngine
+    fno: SqlDataSource
+    catalog: CatalogService
+    schemas: SchemaHolder
+    authority: TokenAuthority
+    limits: ReadLimits
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Runtime:
+        if settings.uses_data_dir:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        fno_engine = create_engine(settings.store_url("fno"))
+        control_engine = create_engine(settings.store_url("control"))
+        if settings.demo and not await _has_metadata(fno_engine):
+            log.info("creating the demo F&O store (scale %s)", settings.demo_scale)
+            await build_demo_store(fno_engine, settings.demo_scale)
+        await create_control_schema(control_engine)
+        fno = SqlDataSource(fno_engine)
+        catalog = CatalogService(control_engine, fno)
+        await catalog.sync()
+        schemas = SchemaHolder(catalog, settings.max_depth)
+        await schemas.rebuild()
+        catalog.on_change(schemas.rebuild)
+        return cls(
+            settings=settings,
+            fno_engine=fno_engine,
+            control_engine=control_engine,
+            fno=fno,
+            catalog=catalog,
+            schemas=schemas,
+            authority=TokenAuthority(settings.token_secret(), settings.anonymous_reads),
+            limits=ReadLimits(settings.default_page_size, settings.max_page_size),
+        )
+
+    async def close(self) -> None:
+        await self.fno_engine.dispose()
+        await self.control_engine.dispose()
+
+
+async def _has_metadata(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        return await conn.run_sync(lambda c: sa_inspect(c).has_table("sysdataentity"))

@@ -1,0 +1,63 @@
+"""Every setting in one frozen object, read from `GATEWAY_*` environment variables."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """The gateway's configuration. Each field is also `GATEWAY_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", frozen=True, extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8000, description="Port to listen on.")
+    data_dir: Path = Field(
+        Path("fno-gateway-data"), description="Folder for the embedded stores and the token secret."
+    )
+    fno_url: str | None = Field(
+        None, description="F&O store URL; default: SQLite in the data folder."
+    )
+    control_url: str | None = Field(
+        None, description="Control store URL; default: SQLite in the data folder."
+    )
+    demo: bool = Field(True, description="Create the demo F&O store when the F&O store is empty.")
+    demo_scale: float = Field(1.0, description="Size of that demo store (1 = 1,000 customers).")
+    jwt_secret: SecretStr | None = Field(
+        None, description="HS256 secret for tokens; default: generated into the data folder."
+    )
+    anonymous_reads: bool = Field(
+        True, description="Let callers without a token read (never write)."
+    )
+    default_page_size: int = Field(
+        100, ge=1, description="Page size when a connection gets neither first nor last."
+    )
+    max_page_size: int = Field(10_000, ge=1, description="Largest first/last a connection accepts.")
+    max_depth: int = Field(12, ge=1, description="Deepest selection a query may have.")
+    workers: int = Field(1, ge=1, description="uvicorn worker processes.")
+    log_level: str = Field("info", description="Log level.")
+
+    def store_url(self, which: str) -> str:
+        configured = self.fno_url if which == "fno" else self.control_url
+        if configured:
+            return configured
+        return f"sqlite:///{(self.data_dir / f'{which}.db').resolve()}"
+
+    @property
+    def uses_data_dir(self) -> bool:
+        return self.fno_url is None or self.control_url is None or self.jwt_secret is None
+
+    def token_secret(self) -> str:
+        """The configured secret, or one kept in the data folder (made on first use, mode 0600)."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        path = self.data_dir / "jwt-secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48))
+        return path.read_text().strip()

@@ -1,0 +1,260 @@
+"""Shared fixtures: demo stores on SQLite and PostgreSQL, and a real gateway server.
+
+PostgreSQL tests read GATEWAY_TEST_PG_URL (an admin URL; each session creates and
+drops its own databases). In CI (CI=true) a missing server fails the run; elsewhere
+those tests skip with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from datasources.fno_demo.generate import build_demo_store
+from datasources.sql.engine import create_engine
+from gateway.app import create_app
+from gateway.auth import Role
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+TEST_SCALE = 0.1  # 100 customers, 200 orders, ~1,000 lines
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _pg_available() -> str | None:
+    async def probe() -> None:
+        engine = create_engine(PG_ADMIN_URL)
+        try:
+            async with engine.connect():
+                pass
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:
+        return f"PostgreSQL at {make_url(PG_ADMIN_URL).render_as_string()} is not reachable: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> str:
+    reason = _pg_available()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return PG_ADMIN_URL
+
+
+class Databases:
+    """Makes throwaway databases: SQLite files, or PostgreSQL databases dropped at the end."""
+
+    def __init__(self, tmp: Path, request: pytest.FixtureRequest) -> None:
+        self.tmp = tmp
+        self.request = request
+        self.created: list[str] = []
+        self.admin: str | None = None
+
+    def new(self, backend: str) -> str:
+        name = f"fno_test_{uuid.uuid4().hex[:10]}"
+        if backend == "sqlite":
+            return f"sqlite:///{self.tmp / name}.db"
+        admin = self.admin = self.request.getfixturevalue("pg_admin")
+        _pg_execute(admin, f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return make_url(admin).set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        if self.admin is not None:
+            for name in self.created:
+                _pg_execute(self.admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _pg_execute(admin_url: str, sql: str) -> None:
+    async def run() -> None:
+        engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                await conn.exec_driver_sql(sql)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Databases]:
+    dbs = Databases(tmp_path_factory.mktemp("stores"), request)
+    yield dbs
+    dbs.drop_all()
+
+
+def build_store(url: str, scale: float = TEST_SCALE) -> None:
+    async def run() -> None:
+        engine = create_engine(url)
+        try:
+            await build_demo_store(engine, scale)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+@dataclass
+class Gateway:
+    """A gateway served by uvicorn on a free port, with a real HTTP client."""
+
+    url: str
+    app: Any
+    client: httpx.Client
+    backend: str
+    fno_url: str
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.app.state.runtime
+        return runtime
+
+    def token(self, *roles: Role, sub: str = "tester") -> str:
+        import datetime as dt
+
+        return self.runtime.authority.issue(sub, list(roles), dt.timedelta(hours=1))
+
+    def query(self, query: str, variables: dict[str, Any] | None = None, token: str | None = None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = self.client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+        body: dict[str, Any] = response.json()
+        return body
+
+    def data(self, query: str, variables: dict[str, Any] | None = None, token: str | None = None) -> Any:
+        body = self.query(query, variables, token)
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    def error(self, query: str, variables: dict[str, Any] | None = None, token: str | None = None) -> dict[str, Any]:
+        body = self.query(query, variables, token)
+        assert body.get("errors"), body
+        error: dict[str, Any] = body["errors"][0]
+        return error
+
+    def count_statements(self) -> StatementCounter:
+        return StatementCounter(self.runtime.fno_engine.sync_engine)
+
+
+class StatementCounter:
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.statements: list[str] = []
+
+    def __enter__(self) -> StatementCounter:
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+    def _record(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        self.statements.append(statement)
+
+
+@dataclass
+class ServerThread:
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        port: int = self.server.servers[0].sockets[0].getsockname()[1]
+        return port
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def serve(app: Any) -> ServerThread:
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the gateway did not start")
+        time.sleep(0.02)
+    return ServerThread(server, thread)
+
+
+def start_gateway(tmp: Path, backend: str, fno_url: str, **settings: Any) -> tuple[Gateway, ServerThread]:
+    control = f"sqlite:///{tmp / 'control.db'}"
+    config = Settings(
+        data_dir=tmp, fno_url=fno_url, control_url=control, demo=False, jwt_secret="test-secret-" + "x" * 32, **settings
+    )
+    app = create_app(config)
+    running = serve(app)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{running.port}", timeout=30)
+    return Gateway(f"http://127.0.0.1:{running.port}", app, client, backend, fno_url), running
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def gateway(request: pytest.FixtureRequest, databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A read-only gateway over a shared demo store, once per backend."""
+    backend = request.param
+    url = databases.new(backend)
+    build_store(url)
+    gw, running = start_gateway(tmp_path_factory.mktemp(f"gw-{backend}"), backend, url)
+    yield gw
+    gw.client.close()
+    running.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def fresh_gateway(
+    request: pytest.FixtureRequest, databases: Databases, tmp_path: Path
+) -> Iterator[Callable[..., Gateway]]:
+    """A factory for a gateway over its own small store, for tests that change things."""
+    backend = request.param
+    started: list[tuple[Gateway, ServerThread]] = []
+
+    def start(**settings: Any) -> Gateway:
+        url = databases.new(backend)
+        build_store(url, 0.02)
+        gw, running = start_gateway(tmp_path, backend, url, **settings)
+        started.append((gw, running))
+        return gw
+
+    yield start
+    for gw, running in started:
+        gw.client.close()
+        running.stop()
+
+
+def run_sql(url: str, *statements: str, params: dict[str, Any] | None = None) -> None:
+    """Write straight into a store, as another F&O client would."""
+    from sqlalchemy import text
+
+    async def run() -> None:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                for statement in statements:
+                    await conn.execute(text(statement), params or {})
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
