@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,28 +19,32 @@ from strawberry.tools import create_type
 from strawberry.types import ExecutionContext
 
 from gateway.kernel.catalog import ResolvedCatalog
-from gateway.kernel.errors import GatewayError
 from schema.catalog_api import CATALOG_QUERY_FIELDS, Mutation
 from schema.entities import EntityTypes
 from schema.naming import Inflector
 from schema.registry import TypeRegistry
 from schema.scalars import SCALAR_MAP
 
-log = logging.getLogger("gateway.errors")
 
 
 class GatewaySchema(strawberry.Schema):
-    """A Strawberry schema that logs only what the client cannot be told."""
+    """A Strawberry schema that leaves error logging to the transport.
+
+    The transport masks internal errors and logs each once, under the id the client
+    is given; errors meant for the client are not logged at all.
+    """
 
     catalog_version: str = ""
 
     def process_errors(
         self, errors: Sequence[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        for error in errors:
-            original = error.original_error
-            if original is not None and not isinstance(original, GatewayError):
-                log.error("internal error in %s", error.path, exc_info=original)
+        return None
+
+
+def read_field(source: Any, name: str) -> Any:
+    """Rows are dicts keyed by F&O field name; everything else is an object."""
+    return source[name] if type(source) is dict else getattr(source, name)
 
 
 def build_schema(
@@ -55,7 +57,7 @@ def build_schema(
         query=query,
         mutation=Mutation,
         config=StrawberryConfig(
-            auto_camel_case=False, default_resolver=operator.getitem, scalar_map=SCALAR_MAP
+            auto_camel_case=False, default_resolver=read_field, scalar_map=SCALAR_MAP
         ),
         extensions=[
             lambda: QueryDepthLimiter(max_depth=max_depth),

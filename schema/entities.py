@@ -359,7 +359,7 @@ def _with_arguments(
     for name, annotation in arguments:
         parameters.append(
             inspect.Parameter(
-                name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=None
+                name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=strawberry.UNSET
             )
         )
     wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]

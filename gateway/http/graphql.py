@@ -92,7 +92,7 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     if isinstance(original, GatewayError):
         extensions["code"] = original.code
         formatted["message"] = original.message
-    elif original is not None:
+    elif original is not None and error.path is not None and not isinstance(original, GraphQLError):
         error_id = uuid.uuid4().hex[:12]
         log.error("internal error %s at %s", error_id, error.path, exc_info=original)
         formatted["message"] = (
