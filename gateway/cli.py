@@ -122,7 +122,7 @@ async def _demo(settings: Settings, scale: float) -> int:
         with tqdm(
             total=expected_rows(scale), unit=" rows", unit_scale=True, desc="demo store"
         ) as bar:
-            written = await build_demo_store(engine, scale, bar.update)
+            written = await build_demo_store(engine, scale, bar.update)  # type: ignore[arg-type]
         print(f"wrote {written:,} rows to {settings.store_url('fno')}")
         return 0
     finally:

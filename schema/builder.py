@@ -26,7 +26,6 @@ from schema.registry import TypeRegistry
 from schema.scalars import SCALAR_MAP
 
 
-
 class GatewaySchema(strawberry.Schema):
     """A Strawberry schema that leaves error logging to the transport.
 
@@ -57,7 +56,7 @@ def build_schema(
         query=query,
         mutation=Mutation,
         config=StrawberryConfig(
-            auto_camel_case=False, default_resolver=read_field, scalar_map=SCALAR_MAP
+            auto_camel_case=False, default_resolver=read_field, scalar_map=dict(SCALAR_MAP)
         ),
         extensions=[
             lambda: QueryDepthLimiter(max_depth=max_depth),

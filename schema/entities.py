@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from graphql import get_argument_values
@@ -91,7 +91,7 @@ class EntityTypes:
     def _enum(self, kind: EnumType) -> Any:
         name = self.names.enum_type(kind)
         if name not in self._enums:
-            python_enum = enum.Enum(name, {m.symbol: m.value for m in kind.members})  # type: ignore[misc]
+            python_enum: Any = enum.Enum(name, {m.symbol: m.value for m in kind.members})  # type: ignore[misc]
             self._enums[name] = self.registry.add(
                 name,
                 strawberry.enum(python_enum, description=f"F&O enum {kind.name}."),
@@ -109,7 +109,7 @@ class EntityTypes:
         fields: list[StrawberryField] = []
         for field in entity.fields:
             kind = self._scalar(entity, field.name)
-            f = strawberry.field(
+            f = _field(
                 name=self.names.field(field),
                 graphql_type=kind if not field.nullable else kind | None,
                 description=field.label or None,
@@ -119,14 +119,14 @@ class EntityTypes:
         for relation in entity.relations:
             target = self.catalog.entity(relation.target)
             if relation.cardinality is Cardinality.MANY:
-                f = strawberry.field(
+                f = _field(
                     name=self.names.relation(relation),
                     graphql_type=self.registry.ref(self.names.connection_type(target)),
                     resolver=_with_arguments(_child, self._list_arguments(target)),
                     description=relation.label or None,
                 )
             else:
-                f = strawberry.field(
+                f = _field(
                     name=self.names.relation(relation),
                     graphql_type=self.registry.ref(self.names.object_type(target)) | None,
                     resolver=_with_arguments(_child, []),
@@ -145,8 +145,8 @@ class EntityTypes:
         edge = create_type(
             edge_name,
             [
-                strawberry.field(name="cursor", graphql_type=str, resolver=_edge_cursor),
-                strawberry.field(name="node", graphql_type=node, resolver=_edge_node),
+                _field(name="cursor", graphql_type=str, resolver=_edge_cursor),
+                _field(name="node", graphql_type=node, resolver=_edge_node),
             ],
         )
         self.registry.add(edge_name, edge, f"entity {entity.name}")
@@ -154,12 +154,14 @@ class EntityTypes:
         connection = create_type(
             name,
             [
-                strawberry.field(
-                    name="edges", graphql_type=list[self.registry.ref(edge_name)], resolver=_edges
-                ),  # type: ignore[misc]
-                strawberry.field(name="nodes", graphql_type=list[node], resolver=_nodes),  # type: ignore[valid-type]
-                strawberry.field(name="pageInfo", graphql_type=PageInfo, resolver=_page_info),
-                strawberry.field(name="totalCount", graphql_type=int, resolver=_total_count),
+                _field(
+                    name="edges",
+                    graphql_type=list_of(self.registry.ref(edge_name)),
+                    resolver=_edges,
+                ),
+                _field(name="nodes", graphql_type=list_of(node), resolver=_nodes),
+                _field(name="pageInfo", graphql_type=PageInfo, resolver=_page_info),
+                _field(name="totalCount", graphql_type=int, resolver=_total_count),
             ],
             description=f"A page of {entity.label or entity.collection_name}.",
         )
@@ -211,7 +213,7 @@ class EntityTypes:
     def _order_types(self, entity: EntityMetadata) -> None:
         enum_name = self.names.order_field_enum(entity)
         members = {self.names.order_value(f): f.name for f in entity.fields}
-        order_enum = strawberry.enum(enum.Enum(enum_name, members))  # type: ignore[misc]
+        order_enum = strawberry.enum(cast(Any, enum.Enum(enum_name, members)))
         self.registry.add(enum_name, order_enum, f"entity {entity.name}")
         name = self.names.order_type(entity)
         fields = [
@@ -252,7 +254,7 @@ class EntityTypes:
         description = f"{entity.label} ({entity.name}), read through from the F&O store."
         if entity.company_scoped:
             description += " Company-specific: pass company, or crossCompany: true."
-        field = strawberry.field(
+        field = _field(
             name=self.names.connection_field(entity),
             graphql_type=self.registry.ref(self.names.connection_type(entity)),
             resolver=_with_arguments(resolve, arguments),
@@ -281,7 +283,7 @@ class EntityTypes:
             page = await context.fno.fetch(plan)
             return page.rows[0] if page.rows else None
 
-        field = strawberry.field(
+        field = _field(
             name=self.names.by_key_field(entity),
             graphql_type=self.registry.ref(self.names.object_type(entity)) | None,
             resolver=_with_arguments(resolve, arguments),
@@ -330,8 +332,19 @@ async def _check_company(context: RequestContext, company: str) -> None:
         raise BadUserInput(f"unknown legal entity {company.upper()!r}; known: {names}")
 
 
+def list_of(item: Any) -> Any:
+    """`list[item]` for an item type known only at run time."""
+    return list[item]
+
+
+def _field(**options: Any) -> StrawberryField:
+    """`strawberry.field`, typed for fields made at run time."""
+    made: StrawberryField = cast(Any, strawberry.field)(**options)
+    return made
+
+
 def _input_field(name: str, kind: Any, python_name: str) -> StrawberryField:
-    f = strawberry.field(name=name, graphql_type=kind, default=strawberry.UNSET)
+    f = _field(name=name, graphql_type=kind, default=strawberry.UNSET)
     f.python_name = python_name
     return f
 
@@ -352,14 +365,15 @@ def _with_arguments(
     if function is _child:
         parameters.insert(
             0,
-            inspect.Parameter(
-                "root", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=strawberry.Parent[Any]
-            ),
+            inspect.Parameter("root", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_PARENT),
         )
     for name, annotation in arguments:
         parameters.append(
             inspect.Parameter(
-                name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=strawberry.UNSET
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=annotation,
+                default=strawberry.UNSET,
             )
         )
     wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
@@ -377,9 +391,12 @@ def _with_arguments(
     return wrapper
 
 
+_PARENT: Any = strawberry.Parent[Any]  # type: ignore[misc]
+
+
 def _child(root: Any, info: strawberry.Info, **_: Any) -> Any:
     """A relation's rows, fetched by the root field's plan under this response key."""
-    return root[child_slot(info.path.key)]
+    return root[child_slot(str(info.path.key))]
 
 
 def _edges(root: strawberry.Parent[Connection]) -> list[tuple[Connection, dict[str, Any]]]:

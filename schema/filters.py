@@ -29,7 +29,7 @@ def _operators(name: str, kind: Any, ordered: bool, text: bool) -> Any:
     fields: dict[str, Any] = {"eq": kind, "neq": kind}
     if ordered:
         fields |= {"gt": kind, "gte": kind, "lt": kind, "lte": kind}
-    fields |= {"in_": list[kind], "nin": list[kind]}  # type: ignore[valid-type]
+    fields |= {"in_": list[kind], "nin": list[kind]}
     if text:
         fields |= {"contains": kind, "startsWith": kind}
     fields["isNull"] = bool
@@ -64,8 +64,8 @@ def enum_operators(name: str, enum_ref: Any) -> Any:
     annotations = {
         "eq": enum_ref | None,
         "neq": enum_ref | None,
-        "in_": list[enum_ref] | None,  # type: ignore[valid-type]
-        "nin": list[enum_ref] | None,  # type: ignore[valid-type]
+        "in_": list[enum_ref] | None,
+        "nin": list[enum_ref] | None,
         "isNull": bool | None,
     }
     namespace: dict[str, Any] = {"__annotations__": annotations}

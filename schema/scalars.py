@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any, NewType
 
 import strawberry
+from strawberry.types.scalar import ScalarDefinition
 
 from gateway.kernel.catalog import FieldType
 
@@ -20,7 +21,7 @@ def _parse_long(value: Any) -> int:
 
 Long = NewType("Long", int)
 
-SCALAR_MAP = {
+SCALAR_MAP: dict[object, ScalarDefinition] = {
     Long: strawberry.scalar(
         name="Long",
         description="A 64-bit integer (F&O Int64, such as a RecId).",

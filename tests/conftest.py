@@ -30,7 +30,9 @@ from gateway.auth import Role
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 
-PG_ADMIN_URL = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "GATEWAY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 TEST_SCALE = 0.1  # 100 customers, 200 orders, ~1,000 lines
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -98,7 +100,9 @@ def _pg_execute(admin_url: str, sql: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def databases(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Databases]:
+def databases(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Databases]:
     dbs = Databases(tmp_path_factory.mktemp("stores"), request)
     yield dbs
     dbs.drop_all()
@@ -135,18 +139,26 @@ class Gateway:
 
         return self.runtime.authority.issue(sub, list(roles), dt.timedelta(hours=1))
 
-    def query(self, query: str, variables: dict[str, Any] | None = None, token: str | None = None) -> dict[str, Any]:
+    def query(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        response = self.client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+        response = self.client.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=headers
+        )
         body: dict[str, Any] = response.json()
         return body
 
-    def data(self, query: str, variables: dict[str, Any] | None = None, token: str | None = None) -> Any:
+    def data(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> Any:
         body = self.query(query, variables, token)
         assert "errors" not in body, body["errors"]
         return body["data"]
 
-    def error(self, query: str, variables: dict[str, Any] | None = None, token: str | None = None) -> dict[str, Any]:
+    def error(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> dict[str, Any]:
         body = self.query(query, variables, token)
         assert body.get("errors"), body
         error: dict[str, Any] = body["errors"][0]
@@ -200,10 +212,17 @@ def serve(app: Any) -> ServerThread:
     return ServerThread(server, thread)
 
 
-def start_gateway(tmp: Path, backend: str, fno_url: str, **settings: Any) -> tuple[Gateway, ServerThread]:
+def start_gateway(
+    tmp: Path, backend: str, fno_url: str, **settings: Any
+) -> tuple[Gateway, ServerThread]:
     control = f"sqlite:///{tmp / 'control.db'}"
     config = Settings(
-        data_dir=tmp, fno_url=fno_url, control_url=control, demo=False, jwt_secret="test-secret-" + "x" * 32, **settings
+        data_dir=tmp,
+        fno_url=fno_url,
+        control_url=control,
+        demo=False,
+        jwt_secret="test-secret-" + "x" * 32,
+        **settings,
     )
     app = create_app(config)
     running = serve(app)
@@ -212,7 +231,9 @@ def start_gateway(tmp: Path, backend: str, fno_url: str, **settings: Any) -> tup
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def gateway(request: pytest.FixtureRequest, databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gateway(
+    request: pytest.FixtureRequest, databases: Databases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
     """A read-only gateway over a shared demo store, once per backend."""
     backend = request.param
     url = databases.new(backend)

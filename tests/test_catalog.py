@@ -18,15 +18,19 @@ WAREHOUSE = EntityMetadata(
     label="Warehouses",
     table="inventwarehousev2entity",
     fields=(
-        EntityField("dataAreaId", FieldType.STRING, "dataareaid", is_key=True, nullable=False, length=4),
-        EntityField("WarehouseId", FieldType.STRING, "warehouseid", is_key=True, nullable=False, length=10),
+        EntityField(
+            "dataAreaId", FieldType.STRING, "dataareaid", is_key=True, nullable=False, length=4
+        ),
+        EntityField(
+            "WarehouseId", FieldType.STRING, "warehouseid", is_key=True, nullable=False, length=10
+        ),
         EntityField("WarehouseName", FieldType.STRING, "warehousename", length=60),
         EntityField("Capacity", FieldType.INT, "capacity"),
     ),
     company_field="dataAreaId",
 )
 
-CATALOG = "{ entityCatalog(search: \"warehouse\") { name visible published refreshNeeded fields { name } } }"
+CATALOG = '{ entityCatalog(search: "warehouse") { name visible published refreshNeeded fields { name } } }'
 SET_VISIBLE = "mutation($name: String!, $v: Boolean!) { setEntityVisible(name: $name, visible: $v) { name visible } }"
 WAREHOUSES = '{ warehousesV2(company: "USMF") { nodes { warehouseId warehouseName capacity } } }'
 
@@ -36,7 +40,9 @@ def publish(url: str, entity: EntityMetadata) -> None:
         engine = create_engine(url)
         try:
             async with engine.begin() as conn:
-                await conn.run_sync(lambda c: entity_table(entity, dialect_name=c.dialect.name).create(c))
+                await conn.run_sync(
+                    lambda c: entity_table(entity, dialect_name=c.dialect.name).create(c)
+                )
                 await publish_entity(conn, entity)
         finally:
             await engine.dispose()
@@ -44,18 +50,27 @@ def publish(url: str, entity: EntityMetadata) -> None:
     asyncio.run(run())
 
 
-def test_new_entity_reaches_the_schema_without_code_or_restart(fresh_gateway: Callable[..., Gateway]) -> None:
+def test_new_entity_reaches_the_schema_without_code_or_restart(
+    fresh_gateway: Callable[..., Gateway],
+) -> None:
     gw = fresh_gateway()
     admin = gw.token(Role.ADMIN)
     publish(gw.fno_url, WAREHOUSE)
-    run_sql(gw.fno_url, "INSERT INTO inventwarehousev2entity VALUES ('usmf', 'WH-11', 'Main warehouse', 500)")
+    run_sql(
+        gw.fno_url,
+        "INSERT INTO inventwarehousev2entity VALUES ('usmf', 'WH-11', 'Main warehouse', 500)",
+    )
 
     assert gw.data(CATALOG)["entityCatalog"] == []
-    refreshed = gw.data("mutation { refreshCatalog { name visible } }", token=admin)["refreshCatalog"]
+    refreshed = gw.data("mutation { refreshCatalog { name visible } }", token=admin)[
+        "refreshCatalog"
+    ]
     assert {"name": "WarehouseV2", "visible": False} in refreshed
     assert "warehousesV2" in gw.error(WAREHOUSES)["message"]
 
-    assert gw.data(SET_VISIBLE, {"name": "WarehouseV2", "v": True}, admin)["setEntityVisible"]["visible"]
+    assert gw.data(SET_VISIBLE, {"name": "WarehouseV2", "v": True}, admin)["setEntityVisible"][
+        "visible"
+    ]
     assert gw.data(WAREHOUSES)["warehousesV2"]["nodes"] == [
         {"warehouseId": "WH-11", "warehouseName": "Main warehouse", "capacity": 500}
     ]
@@ -63,7 +78,9 @@ def test_new_entity_reaches_the_schema_without_code_or_restart(fresh_gateway: Ca
     assert gw.error(WAREHOUSES)["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
 
 
-def test_changed_definition_is_flagged_until_refreshed(fresh_gateway: Callable[..., Gateway]) -> None:
+def test_changed_definition_is_flagged_until_refreshed(
+    fresh_gateway: Callable[..., Gateway],
+) -> None:
     gw = fresh_gateway()
     admin = gw.token(Role.ADMIN)
     publish(gw.fno_url, WAREHOUSE)
@@ -84,7 +101,10 @@ def test_changed_definition_is_flagged_until_refreshed(fresh_gateway: Callable[.
     gw.data('mutation { refreshEntity(name: "WarehouseV2") { name } }', token=admin)
     (entry,) = gw.data(CATALOG)["entityCatalog"]
     assert entry["refreshNeeded"] is False and {"name": "City"} in entry["fields"]
-    assert gw.data('{ warehousesV2(company: "USMF") { nodes { city } } }')["warehousesV2"]["nodes"] == []
+    assert (
+        gw.data('{ warehousesV2(company: "USMF") { nodes { city } } }')["warehousesV2"]["nodes"]
+        == []
+    )
 
 
 def test_catalog_mutations_need_an_admin(fresh_gateway: Callable[..., Gateway]) -> None:
@@ -97,15 +117,22 @@ def test_catalog_mutations_need_an_admin(fresh_gateway: Callable[..., Gateway]) 
     )
     assert response.status_code == 401
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-    assert gw.error('mutation { setEntityVisible(name: "Nope", visible: true) { visible } }', token=gw.token(Role.ADMIN))[
-        "extensions"
-    ]["code"] == "NOT_FOUND"
+    assert (
+        gw.error(
+            'mutation { setEntityVisible(name: "Nope", visible: true) { visible } }',
+            token=gw.token(Role.ADMIN),
+        )["extensions"]["code"]
+        == "NOT_FOUND"
+    )
     assert gw.data(mutation, token=gw.token(Role.ADMIN))["setEntityVisible"]["visible"] is True
-    assert gw.data('{ vendorGroups(company: "DEMF") { totalCount } }')["vendorGroups"]["totalCount"] == 4
+    assert (
+        gw.data('{ vendorGroups(company: "DEMF") { totalCount } }')["vendorGroups"]["totalCount"]
+        == 4
+    )
 
 
 def test_anonymous_reads_can_be_turned_off(fresh_gateway: Callable[..., Gateway]) -> None:
     gw = fresh_gateway(anonymous_reads=False)
-    query = '{ legalEntities { totalCount } }'
+    query = "{ legalEntities { totalCount } }"
     assert gw.error(query)["extensions"]["code"] == "UNAUTHENTICATED"
     assert gw.data(query, token=gw.token(Role.READER))["legalEntities"]["totalCount"] == 3

@@ -38,7 +38,10 @@ def test_serve_creates_the_data_folder_and_keeps_it(tmp_path: Path) -> None:
         port = 18600 + os.getpid() % 1000 + attempt
         process = subprocess.Popen(
             [str(BIN / "fno-gateway"), "serve", "--port", str(port), "--data-dir", str(data)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         try:
             deadline = time.monotonic() + 60

@@ -12,11 +12,13 @@ from gql.transport.httpx import HTTPXAsyncTransport
 from tests.conftest import Databases, Gateway, build_store, start_gateway
 
 GQL_RESPONSE = "application/graphql-response+json"
-QUERY = '{ legalEntities { totalCount } }'
+QUERY = "{ legalEntities { totalCount } }"
 
 
 @pytest.fixture(scope="module")
-def sqlite_gateway(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def sqlite_gateway(
+    databases: Databases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
     """Transport behaviour does not depend on the store: one SQLite gateway serves it."""
     url = databases.new("sqlite")
     build_store(url, 0.02)
@@ -47,8 +49,12 @@ def test_graphql_response_media_type_and_status_codes(sqlite_gateway: Gateway) -
     assert invalid.status_code == 400
     assert invalid.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
     variables = client.post(
-        "/graphql", json={"query": "query($n: Int!) { legalEntities(first: $n) { totalCount } }",
-                          "variables": {"n": "x"}}, headers=headers,
+        "/graphql",
+        json={
+            "query": "query($n: Int!) { legalEntities(first: $n) { totalCount } }",
+            "variables": {"n": "x"},
+        },
+        headers=headers,
     )
     assert variables.status_code == 400
     assert variables.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
@@ -58,11 +64,24 @@ def test_graphql_response_media_type_and_status_codes(sqlite_gateway: Gateway) -
 
 def test_malformed_requests(sqlite_gateway: Gateway) -> None:
     client = sqlite_gateway.client
-    assert client.post("/graphql", content=b"{not json", headers={"Content-Type": "application/json"}).status_code == 400
-    assert client.post("/graphql", content=b"query", headers={"Content-Type": "text/plain"}).status_code == 415
+    assert (
+        client.post(
+            "/graphql", content=b"{not json", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 400
+    )
+    assert (
+        client.post(
+            "/graphql", content=b"query", headers={"Content-Type": "text/plain"}
+        ).status_code
+        == 415
+    )
     assert client.post("/graphql", json=[{"query": QUERY}]).status_code == 400
     assert client.post("/graphql", json={"variables": {}}).status_code == 400
-    assert client.post("/graphql", json={"query": QUERY}, headers={"Accept": "text/csv"}).status_code == 406
+    assert (
+        client.post("/graphql", json={"query": QUERY}, headers={"Accept": "text/csv"}).status_code
+        == 406
+    )
     mutation = client.get("/graphql", params={"query": "mutation { refreshCatalog { name } }"})
     assert mutation.status_code == 405 and mutation.headers["allow"] == "POST"
 
@@ -75,14 +94,18 @@ def test_graphiql_is_served_from_the_gateway_alone(sqlite_gateway: Gateway) -> N
     assert sources and all(s.startswith("/static/graphiql/") for s in sources)
     for source in sources:
         asset = client.get(source)
-        assert asset.status_code == 200 and len(asset.content) > 1000 or source.endswith("start.js")
+        assert (asset.status_code == 200 and len(asset.content) > 1000) or source.endswith(
+            "start.js"
+        )
 
 
 async def test_a_standard_client_reads_through_the_gateway(sqlite_gateway: Gateway) -> None:
     transport = HTTPXAsyncTransport(url=f"{sqlite_gateway.url}/graphql")
     async with Client(transport=transport, fetch_schema_from_transport=True) as session:
         result = await session.execute(
-            gql('query { customersV3(company: "DEMF", first: 2) { nodes { customerAccount salesCurrencyCode } } }')
+            gql(
+                'query { customersV3(company: "DEMF", first: 2) { nodes { customerAccount salesCurrencyCode } } }'
+            )
         )
     nodes = result["customersV3"]["nodes"]
     assert [n["salesCurrencyCode"] for n in nodes] == ["EUR", "EUR"]

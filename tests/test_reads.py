@@ -96,7 +96,10 @@ def test_filters(gateway: Gateway) -> None:
     low = count({"creditLimit": {"lt": "50000"}})
     assert high + low == total and 0 < high < total
     assert count({"not": {"creditLimit": {"gte": "50000"}}}) == low
-    assert count({"or": [{"creditLimit": {"gte": "50000"}}, {"creditLimit": {"lt": "50000"}}]}) == total
+    assert (
+        count({"or": [{"creditLimit": {"gte": "50000"}}, {"creditLimit": {"lt": "50000"}}]})
+        == total
+    )
     assert count({"customerAccount": {"in": ["US-000001", "US-000002", "NOPE"]}}) == 2
     assert count({"customerAccount": {"nin": ["US-000001"]}}) == total - 1
     assert count({"customerAccount": {"startsWith": "us-00000"}}) == 9
@@ -186,15 +189,30 @@ def test_fragments_and_directives_are_planned(gateway: Gateway) -> None:
 
 def test_bad_input_gets_codes_not_500(gateway: Gateway) -> None:
     cases = {
-        '{ customersV3(company: "USMF", first: 100000) { totalCount } }': ("BAD_USER_INPUT", "maximum page size"),
-        '{ customersV3(company: "USMF", after: "garbage!") { totalCount } }': ("BAD_USER_INPUT", "cursor"),
-        '{ customersV3(company: "USMF", first: -1) { totalCount } }': ("BAD_USER_INPUT", "zero or more"),
-        '{ customersV3(company: "USMF", first: 1, last: 1) { totalCount } }': ("BAD_USER_INPUT", "not both"),
+        '{ customersV3(company: "USMF", first: 100000) { totalCount } }': (
+            "BAD_USER_INPUT",
+            "maximum page size",
+        ),
+        '{ customersV3(company: "USMF", after: "garbage!") { totalCount } }': (
+            "BAD_USER_INPUT",
+            "cursor",
+        ),
+        '{ customersV3(company: "USMF", first: -1) { totalCount } }': (
+            "BAD_USER_INPUT",
+            "zero or more",
+        ),
+        '{ customersV3(company: "USMF", first: 1, last: 1) { totalCount } }': (
+            "BAD_USER_INPUT",
+            "not both",
+        ),
         '{ customersV3(company: "USMF", where: {creditLimit: {gt: "lots"}}) { totalCount } }': (
             "GRAPHQL_VALIDATION_FAILED",
             "Decimal",
         ),
-        '{ customersV3(company: "USMF") { nodes { nope } } }': ("GRAPHQL_VALIDATION_FAILED", "nope"),
+        '{ customersV3(company: "USMF") { nodes { nope } } }': (
+            "GRAPHQL_VALIDATION_FAILED",
+            "nope",
+        ),
     }
     for query, (code, words) in cases.items():
         response = gateway.client.post("/graphql", json={"query": query})
@@ -207,7 +225,9 @@ def test_bad_input_gets_codes_not_500(gateway: Gateway) -> None:
 def test_cursor_from_another_ordering_is_refused(gateway: Gateway) -> None:
     data = gateway.data(CUSTOMERS, {"first": 1})
     cursor = data["customersV3"]["pageInfo"]["endCursor"]
-    body = gateway.query(CUSTOMERS, {"first": 1, "after": cursor, "order": [{"field": "CreditLimit"}]})
+    body = gateway.query(
+        CUSTOMERS, {"first": 1, "after": cursor, "order": [{"field": "CreditLimit"}]}
+    )
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "another ordering" in body["errors"][0]["message"]
 
@@ -222,4 +242,7 @@ def test_a_row_written_straight_into_the_store_is_read_through(fresh_gateway) ->
         " customergroupid, creditlimit, creditlimitismandatory, salescurrencycode, onholdstatus)"
         " VALUES ('usmf', 'ZZ-1', 'Written Directly Ltd', 2, '10', 1234.5, 0, 'USD', 0)",
     )
-    assert gw.data(query)["customerV3"] == {"organizationName": "Written Directly Ltd", "creditLimit": "1234.50"}
+    assert gw.data(query)["customerV3"] == {
+        "organizationName": "Written Directly Ltd",
+        "creditLimit": "1234.50",
+    }

@@ -34,8 +34,12 @@ SALES_STATUS = enum("SalesStatus", "None", "Backorder", "Delivered", "Invoiced",
 PRODUCT_TYPE = enum("EcoResProductType", "Item", "Service")
 
 
-def string(name: str, length: int, label: str = "", **kw: bool) -> EntityField:
-    return EntityField(name, FieldType.STRING, name.lower(), label or name, length=length, **kw)
+def string(
+    name: str, length: int, label: str = "", *, is_key: bool = False, nullable: bool = True
+) -> EntityField:
+    return EntityField(
+        name, FieldType.STRING, name.lower(), label or name, nullable, is_key, length=length
+    )
 
 
 def amount(name: str, label: str = "", scale: int = 2) -> EntityField:

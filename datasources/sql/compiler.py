@@ -66,19 +66,27 @@ def filter_clause(
 
 
 def _compare(column: ColumnElement[Any], op: Op, value: Any) -> ColumnElement[bool]:
+    clause: ColumnElement[bool]
     match op:
         case Op.EQ:
-            return column == value
+            clause = column == value
         case Op.NEQ:
-            return column != value
+            clause = column != value
         case Op.GT:
-            return column > value
+            clause = column > value
         case Op.GTE:
-            return column >= value
+            clause = column >= value
         case Op.LT:
-            return column < value
+            clause = column < value
         case Op.LTE:
-            return column <= value
+            clause = column <= value
+        case _:
+            return _membership_or_text(column, op, value)
+    return clause
+
+
+def _membership_or_text(column: ColumnElement[Any], op: Op, value: Any) -> ColumnElement[bool]:
+    match op:
         case Op.IN:
             return column.in_(value)
         case Op.NIN:
@@ -103,8 +111,9 @@ def _relation_clause(
     if where.quantifier is Quantifier.SOME:
         return select(1).select_from(alias).where(joined, condition).exists()
     if where.quantifier is Quantifier.NONE:
-        return ~select(1).select_from(alias).where(joined, condition).exists()
-    return ~select(1).select_from(alias).where(joined, condition.is_not(True)).exists()
+        return not_(select(1).select_from(alias).where(joined, condition).exists())
+    violations = select(1).select_from(alias).where(joined, condition.is_not(True))
+    return not_(violations.exists())
 
 
 def order_clauses(order: Sequence[OrderTerm], col: ColumnFor) -> list[UnaryExpression[Any]]:

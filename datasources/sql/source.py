@@ -212,14 +212,14 @@ class SqlDataSource:
             pages[key].total = totals.get(key)
         for parent in parents:
             key = tuple(parent[s] for s in sources)
-            found = pages.get(key)
-            if found is None:
+            result = pages.get(key)
+            if result is None:
                 total = 0 if plan.total and page.after is None and page.before is None else None
-                found = Connection([], plan.order, total=total)
+                result = Connection([], plan.order, total=total)
                 if plan.total and total is None:
-                    found.total = await self._child_count(conn, child, key)
-                pages[key] = found
-            parent[slot] = found
+                    result.total = await self._child_count(conn, child, key)
+                pages[key] = result
+            parent[slot] = result
         return _flatten(pages.values())
 
     async def _child_count(

@@ -37,9 +37,8 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):
-            value = dt.datetime.fromisoformat(value)
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+        stamp: dt.datetime = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+        return stamp.replace(tzinfo=dt.UTC) if stamp.tzinfo is None else stamp
 
 
 def column_type(field: EntityField, dialect_name: str | None = None) -> TypeEngine[Any]:

@@ -72,9 +72,10 @@ async def graphql_endpoint(request: Request) -> Response:
         operation_name=params.operation_name,
     )
     body: dict[str, Any] = {}
-    errors = [format_error(e) for e in result.errors or ()]
+    raw_errors = result.errors or []
+    errors = [format_error(e) for e in raw_errors]
     request_failed = isinstance(result, PreExecutionError) or (
-        result.data is None and bool(result.errors) and all(e.path is None for e in result.errors)
+        result.data is None and bool(raw_errors) and all(e.path is None for e in raw_errors)
     )
     if not request_failed:
         body["data"] = result.data
