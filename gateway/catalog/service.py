@@ -144,14 +144,19 @@ class CatalogService:
         if visible and not entry.published:
             raise NotFound(f"entity {name} is no longer published by the F&O store")
         if entry.visible != visible:
-            async with self._lock, self._control.begin() as conn:
-                await conn.execute(
-                    update(catalog_entry)
-                    .where(catalog_entry.c.name == name)
-                    .values(visible=visible)
-                )
-            await self._changed()
+            await self._set_visible(name, visible)
+            try:
+                await self._changed()
+            except Exception:
+                await self._set_visible(name, entry.visible)  # the schema could not take it
+                raise
         return await self.entry(name)
+
+    async def _set_visible(self, name: str, visible: bool) -> None:
+        async with self._lock, self._control.begin() as conn:
+            await conn.execute(
+                update(catalog_entry).where(catalog_entry.c.name == name).values(visible=visible)
+            )
 
     async def refresh(self, name: str) -> CatalogEntry:
         """Re-read the entity's definition from the F&O store into the catalog."""
