@@ -8,6 +8,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -19,6 +20,7 @@ from strawberry.tools import create_type
 from strawberry.types import ExecutionContext
 
 from gateway.kernel.catalog import ResolvedCatalog
+from schema import lean
 from schema.catalog_api import CATALOG_QUERY_FIELDS, Mutation
 from schema.entities import EntityTypes
 from schema.naming import Inflector
@@ -50,7 +52,14 @@ def build_schema(
     catalog: ResolvedCatalog, max_depth: int = 12, max_aliases: int = 50, max_tokens: int = 10_000
 ) -> GatewaySchema:
     registry = TypeRegistry()
-    root_fields = EntityTypes(catalog, registry, Inflector()).build()
+    names = Inflector()
+    entity_types = EntityTypes(catalog, registry, names)
+    root_fields = entity_types.build()
+    # Limit rules are made once per build: validation results are cached per rule set.
+    limits = [
+        *QueryDepthLimiter(max_depth=max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
+    ]
     query: Any = create_type("Query", [*CATALOG_QUERY_FIELDS, *root_fields])
     schema = GatewaySchema(
         query=query,
@@ -59,12 +68,12 @@ def build_schema(
             auto_camel_case=False, default_resolver=read_field, scalar_map=dict(SCALAR_MAP)
         ),
         extensions=[
-            lambda: QueryDepthLimiter(max_depth=max_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+            lambda: AddValidationRules(limits),
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
             ParserCache,
             ValidationCache,
         ],
     )
     schema.catalog_version = catalog.version
+    lean.install(schema._schema, entity_types.bindings, names)
     return schema

@@ -4,8 +4,10 @@ million lines. The same scale always gives the same rows."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import random
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -161,6 +163,7 @@ PRODUCTS = (
     ("Installation service", "V", Decimal("150.00")),
 )
 EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+CENT = Decimal("0.01")
 
 
 def counts(scale: float) -> dict[str, int]:
@@ -195,19 +198,25 @@ async def build_demo_store(
         await conn.execute(insert(dataarea), [{"id": c.id, "name": c.name} for c in COMPANIES])
 
     written = 0
-    generator = _Generator(scale)
-    for entity, rows in generator.streams():
-        table = tables.tables[entity.table]
-        chunk: list[dict[str, Any]] = []
-        for row in rows:
-            chunk.append(row)
-            if len(chunk) >= CHUNK:
-                written += await _write(engine, table, chunk)
-                report(len(chunk))
-                chunk = []
-        if chunk:
-            written += await _write(engine, table, chunk)
-            report(len(chunk))
+    buffers: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    pending: asyncio.Task[int] | None = None
+    for entity, row in _Generator(scale).rows():
+        buffer = buffers[entity.table]
+        buffer.append(row)
+        if len(buffer) >= CHUNK:
+            # write this chunk while the next one is generated
+            if pending is not None:
+                written += await pending
+                report(CHUNK)
+            pending = asyncio.create_task(_write(engine, tables.tables[entity.table], buffer))
+            buffers[entity.table] = []
+    if pending is not None:
+        written += await pending
+        report(CHUNK)
+    for table, buffer in buffers.items():
+        if buffer:
+            written += await _write(engine, tables.tables[table], buffer)
+            report(len(buffer))
     return written
 
 
@@ -246,15 +255,15 @@ class _Generator:
         self.customers: dict[str, list[str]] = {c.id: [] for c in COMPANIES}
         self.products: dict[str, list[tuple[str, str, Decimal]]] = {c.id: [] for c in COMPANIES}
 
-    def streams(self) -> Iterator[tuple[EntityMetadata, Iterator[dict[str, Any]]]]:
-        yield LEGAL_ENTITY, self.legal_entities()
-        yield CUSTOMER_GROUP, self.customer_groups()
-        yield VENDOR_GROUP, self.vendor_groups()
-        yield VENDOR, self.vendors()
-        yield RELEASED_PRODUCT, self.released_products()
-        yield CUSTOMER, self.customers_()
-        yield SALES_ORDER_HEADER, self.orders_and_lines(headers=True)
-        yield SALES_ORDER_LINE, self.orders_and_lines(headers=False)
+    def rows(self) -> Iterator[tuple[EntityMetadata, dict[str, Any]]]:
+        """Every row of the store, each with its entity, in an order that keeps references valid."""
+        yield from ((LEGAL_ENTITY, row) for row in self.legal_entities())
+        yield from ((CUSTOMER_GROUP, row) for row in self.customer_groups())
+        yield from ((VENDOR_GROUP, row) for row in self.vendor_groups())
+        yield from ((VENDOR, row) for row in self.vendors())
+        yield from ((RELEASED_PRODUCT, row) for row in self.released_products())
+        yield from ((CUSTOMER, row) for row in self.customers_())
+        yield from self.orders_and_lines()
 
     def _spread(self, total: int) -> Iterator[tuple[Company, int]]:
         """Share `total` rows out among the companies, numbering from 1 in each."""
@@ -377,20 +386,24 @@ class _Generator:
                 "createddatetime": EPOCH + dt.timedelta(minutes=rng.randint(0, 60 * 24 * 900)),
             }
 
-    def orders_and_lines(self, headers: bool) -> Iterator[dict[str, Any]]:
-        """Headers first, then lines, from one seeded stream so both agree."""
+    def orders_and_lines(self) -> Iterator[tuple[EntityMetadata, dict[str, Any]]]:
         rng = random.Random(7_000 + self.n["orders"])
+        draw = rng.random
         lot = 0
+        quantities = (1, 1, 2, 3, 5, 10, 20)
         for company, n in self._spread(self.n["orders"]):
             customers = self.customers[company.id]
-            customer = customers[rng.randrange(len(customers))]
+            products = self.products[company.id]
+            customer = customers[int(draw() * len(customers))]
             order = f"{n:06d}"
-            created = EPOCH + dt.timedelta(minutes=rng.randint(0, 60 * 24 * 900))
-            ship = (created + dt.timedelta(days=rng.randint(1, 30))).date()
-            status = rng.choices((1, 2, 3, 4), weights=(30, 20, 45, 5))[0]
-            city = rng.choice(company.cities)
-            if headers:
-                yield {
+            created = EPOCH + dt.timedelta(minutes=int(draw() * 60 * 24 * 900))
+            ship = (created + dt.timedelta(days=1 + int(draw() * 30))).date()
+            roll = draw()
+            status = 1 if roll < 0.3 else 2 if roll < 0.5 else 3 if roll < 0.95 else 4
+            city = company.cities[int(draw() * len(company.cities))]
+            yield (
+                SALES_ORDER_HEADER,
+                {
                     "dataareaid": company.id,
                     "salesordernumber": order,
                     "orderingcustomeraccountnumber": customer,
@@ -398,35 +411,35 @@ class _Generator:
                     "salesordername": f"Order {order}",
                     "currencycode": company.currency,
                     "salesorderstatus": status,
-                    "customerrequisitionnumber": f"PO-{rng.randint(10000, 99999)}"
-                    if rng.random() < 0.4
+                    "customerrequisitionnumber": f"PO-{10000 + int(draw() * 90000)}"
+                    if draw() < 0.4
                     else None,
                     "requestedshippingdate": ship,
                     "ordercreationdatetime": created,
                     "deliveryaddresscity": city[0],
                     "deliveryaddresscountryregionid": company.country,
-                }
-            for line in range(1, rng.randint(1, 9) + 1):
+                },
+            )
+            for line in range(1, 2 + int(draw() * 9)):
                 lot += 1
-                item, product, price = self.products[company.id][
-                    rng.randrange(len(self.products[company.id]))
-                ]
-                quantity = Decimal(rng.choice((1, 1, 2, 3, 5, 10, 20)))
-                if headers:
-                    continue
-                yield {
-                    "dataareaid": company.id,
-                    "inventorylotid": f"LOT{lot:09d}",
-                    "salesordernumber": order,
-                    "linenumber": Decimal(line),
-                    "itemnumber": item,
-                    "linedescription": product,
-                    "orderedsalesquantity": quantity,
-                    "salesunitsymbol": "ea",
-                    "salesprice": price,
-                    "lineamount": (price * quantity).quantize(Decimal("0.01")),
-                    "requestedshippingdate": ship,
-                }
+                item, product, price = products[int(draw() * len(products))]
+                quantity = Decimal(quantities[int(draw() * len(quantities))])
+                yield (
+                    SALES_ORDER_LINE,
+                    {
+                        "dataareaid": company.id,
+                        "inventorylotid": f"LOT{lot:09d}",
+                        "salesordernumber": order,
+                        "linenumber": Decimal(line),
+                        "itemnumber": item,
+                        "linedescription": product,
+                        "orderedsalesquantity": quantity,
+                        "salesunitsymbol": "ea",
+                        "salesprice": price,
+                        "lineamount": (price * quantity).quantize(CENT),
+                        "requestedshippingdate": ship,
+                    },
+                )
 
 
 def _company_at(i: int) -> Company:
