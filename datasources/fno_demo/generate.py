@@ -27,6 +27,7 @@ from datasources.fno_demo.entities import (
     VENDOR,
     VENDOR_GROUP,
 )
+from datasources.sql.bulk import bulk_insert
 from datasources.sql.metadata import create_system_tables, dataarea, publish_entity
 from datasources.sql.tables import entity_table
 from gateway.kernel.catalog import EntityMetadata
@@ -244,8 +245,7 @@ def _index_relations(tables: MetaData) -> None:
 
 async def _write(engine: AsyncEngine, table: Any, rows: list[dict[str, Any]]) -> int:
     async with engine.begin() as conn:
-        await conn.execute(insert(table), rows)
-    return len(rows)
+        return await bulk_insert(conn, table, rows)
 
 
 class _Generator:
