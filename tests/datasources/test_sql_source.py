@@ -31,8 +31,8 @@ from gateway.kernel.plan import (
     Or,
     OrderTerm,
     PageRequest,
-    QueryPlan,
     Quantifier,
+    QueryPlan,
     RelationFilter,
     with_key_order,
 )
@@ -55,8 +55,15 @@ class Store:
         self.source = SqlDataSource(create_engine(url))
         self.catalog = resolve_catalog(self.run(self.source.published_entities()))
         self.customer = self.catalog.entity("CustomerV3")
-        everything = self.fetch(QueryPlan(self.customer, FIELDS, with_key_order(self.customer, []), company="usmf",
-                                          page=PageRequest(first=10_000)))
+        everything = self.fetch(
+            QueryPlan(
+                self.customer,
+                FIELDS,
+                with_key_order(self.customer, []),
+                company="usmf",
+                page=PageRequest(first=10_000),
+            )
+        )
         self.rows = everything.rows
 
     def run(self, coroutine: Any) -> Any:
@@ -156,12 +163,18 @@ def compares(rows: list[dict[str, Any]]) -> st.SearchStrategy[Filter]:
     def compare(field: str) -> st.SearchStrategy[Filter]:
         ops = [Op.EQ, Op.NEQ, Op.GT, Op.GTE, Op.LT, Op.LTE]
         single = st.builds(Compare, st.just(field), st.sampled_from(ops), values(field))
-        multi = st.builds(Compare, st.just(field), st.sampled_from([Op.IN, Op.NIN]),
-                          st.lists(values(field), min_size=1, max_size=4).map(tuple))
+        multi = st.builds(
+            Compare,
+            st.just(field),
+            st.sampled_from([Op.IN, Op.NIN]),
+            st.lists(values(field), min_size=1, max_size=4).map(tuple),
+        )
         null = st.builds(Compare, st.just(field), st.just(Op.IS_NULL), st.booleans())
         options = single | multi | null
         if field not in ("CreditLimit", "OnHoldStatus"):
-            options |= st.builds(Compare, st.just(field), st.sampled_from([Op.CONTAINS, Op.STARTS_WITH]), TEXT)
+            options |= st.builds(
+                Compare, st.just(field), st.sampled_from([Op.CONTAINS, Op.STARTS_WITH]), TEXT
+            )
         return options
 
     return st.sampled_from(FIELDS).flatmap(compare)
@@ -170,21 +183,27 @@ def compares(rows: list[dict[str, Any]]) -> st.SearchStrategy[Filter]:
 def filters(rows: list[dict[str, Any]]) -> st.SearchStrategy[Filter]:
     return st.recursive(
         compares(rows),
-        lambda inner: st.lists(inner, min_size=1, max_size=3).map(lambda f: And(tuple(f)))
-        | st.lists(inner, min_size=1, max_size=3).map(lambda f: Or(tuple(f)))
-        | inner.map(Not),
+        lambda inner: (
+            st.lists(inner, min_size=1, max_size=3).map(lambda f: And(tuple(f)))
+            | st.lists(inner, min_size=1, max_size=3).map(lambda f: Or(tuple(f)))
+            | inner.map(Not)
+        ),
         max_leaves=6,
     )
 
 
 ORDERS = st.lists(
-    st.builds(OrderTerm, st.sampled_from(FIELDS[1:]), st.booleans(), st.booleans()), max_size=3, unique_by=lambda t: t.field
+    st.builds(OrderTerm, st.sampled_from(FIELDS[1:]), st.booleans(), st.booleans()),
+    max_size=3,
+    unique_by=lambda t: t.field,
 )
 
 # --- properties ---------------------------------------------------------------------------
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_filters_and_keyset_paging_match_the_model(store: Store, data: st.DataObject) -> None:
     where = data.draw(filters(store.rows), label="where")
@@ -195,8 +214,15 @@ def test_filters_and_keyset_paging_match_the_model(store: Store, data: st.DataOb
     got: list[dict[str, Any]] = []
     after = None
     while True:
-        plan = QueryPlan(store.customer, FIELDS, order, where=where, company="usmf", total=True,
-                         page=PageRequest(first=size, after=after))
+        plan = QueryPlan(
+            store.customer,
+            FIELDS,
+            order,
+            where=where,
+            company="usmf",
+            total=True,
+            page=PageRequest(first=size, after=after),
+        )
         page = store.fetch(plan)
         assert page.total == len(expected)
         got += page.rows
@@ -207,7 +233,9 @@ def test_filters_and_keyset_paging_match_the_model(store: Store, data: st.DataOb
     assert [r["CustomerAccount"] for r in got] == [r["CustomerAccount"] for r in expected]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(order=ORDERS, size=st.integers(1, 30), backwards=st.booleans())
 def test_paging_in_both_directions_matches_the_model(
     store: Store, order: list[OrderTerm], size: int, backwards: bool
@@ -217,8 +245,14 @@ def test_paging_in_both_directions_matches_the_model(
     got: list[dict[str, Any]] = []
     cursor = None
     while True:
-        page_request = PageRequest(last=size, before=cursor) if backwards else PageRequest(first=size, after=cursor)
-        page = store.fetch(QueryPlan(store.customer, FIELDS, terms, company="usmf", page=page_request))
+        page_request = (
+            PageRequest(last=size, before=cursor)
+            if backwards
+            else PageRequest(first=size, after=cursor)
+        )
+        page = store.fetch(
+            QueryPlan(store.customer, FIELDS, terms, company="usmf", page=page_request)
+        )
         got = page.rows + got if backwards else got + page.rows
         if not (page.has_previous if backwards else page.has_next):
             break
@@ -230,12 +264,29 @@ def test_paging_in_both_directions_matches_the_model(
 def test_children_are_paged_per_parent_in_one_statement_per_level(store: Store) -> None:
     catalog = store.catalog
     header, line = catalog.entity("SalesOrderHeaderV2"), catalog.entity("SalesOrderLine")
-    lines = QueryPlan(line, ("LineAmount",), with_key_order(line, [OrderTerm("LineAmount", True)]),
-                      page=PageRequest(first=2), total=True)
-    orders = QueryPlan(header, ("SalesOrderNumber",), with_key_order(header, []), page=PageRequest(first=3),
-                       total=True, children=(ChildPlan("lines", header.relation("Lines"), lines),))
-    plan = QueryPlan(store.customer, ("CustomerAccount",), with_key_order(store.customer, []), company="usmf",
-                     page=PageRequest(first=30), children=(ChildPlan("orders", store.customer.relation("SalesOrders"), orders),))
+    lines = QueryPlan(
+        line,
+        ("LineAmount",),
+        with_key_order(line, [OrderTerm("LineAmount", True)]),
+        page=PageRequest(first=2),
+        total=True,
+    )
+    orders = QueryPlan(
+        header,
+        ("SalesOrderNumber",),
+        with_key_order(header, []),
+        page=PageRequest(first=3),
+        total=True,
+        children=(ChildPlan("lines", header.relation("Lines"), lines),),
+    )
+    plan = QueryPlan(
+        store.customer,
+        ("CustomerAccount",),
+        with_key_order(store.customer, []),
+        company="usmf",
+        page=PageRequest(first=30),
+        children=(ChildPlan("orders", store.customer.relation("SalesOrders"), orders),),
+    )
     page = store.fetch(plan)
     checked = 0
     for customer in page.rows:
@@ -257,8 +308,15 @@ def test_relation_quantifiers(store: Store) -> None:
 
     def count(quantifier: Quantifier) -> int:
         where = RelationFilter(relation, header, quantifier, invoiced)
-        plan = QueryPlan(store.customer, ("CustomerAccount",), with_key_order(store.customer, []), where=where,
-                         company="usmf", page=PageRequest(first=1), total=True)
+        plan = QueryPlan(
+            store.customer,
+            ("CustomerAccount",),
+            with_key_order(store.customer, []),
+            where=where,
+            company="usmf",
+            page=PageRequest(first=1),
+            total=True,
+        )
         total = store.fetch(plan).total
         assert total is not None
         return total

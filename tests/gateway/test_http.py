@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from gql import Client, gql
@@ -109,3 +112,34 @@ async def test_a_standard_client_reads_through_the_gateway(sqlite_gateway: Gatew
         )
     nodes = result["customersV3"]["nodes"]
     assert [n["salesCurrencyCode"] for n in nodes] == ["EUR", "EUR"]
+
+
+def test_graphiql_renders_in_a_browser_with_no_network(
+    sqlite_gateway: Gateway, tmp_path: Path
+) -> None:
+    """Headless Chromium (Debian's `chromium`, when installed) renders the playground."""
+    browser = shutil.which("chromium")
+    if browser is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path}",
+        "--virtual-time-budget=8000",
+        "--dump-dom",
+    ]
+    dom = subprocess.run(
+        [browser, *flags, f"{sqlite_gateway.url}/graphql"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=True,
+    ).stdout
+    assert 'class="graphiql-container"' in dom
+    assert "customersV3" in dom  # the example query, typed into the editor by start.js

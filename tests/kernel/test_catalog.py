@@ -33,7 +33,9 @@ def test_version_follows_the_definitions() -> None:
 def test_invalid_catalogs_are_refused() -> None:
     with pytest.raises(CatalogError, match="published twice"):
         resolve_catalog([CUSTOMER, CUSTOMER])
-    keyless = dataclasses.replace(CUSTOMER, name="Keyless", collection_name="Keyless", fields=CUSTOMER.fields[2:])
+    keyless = dataclasses.replace(
+        CUSTOMER, name="Keyless", collection_name="Keyless", fields=CUSTOMER.fields[2:]
+    )
     with pytest.raises(CatalogError, match="no key"):
         resolve_catalog([keyless])
     clash = dataclasses.replace(SALES_ORDER_HEADER, collection_name="CustomersV3")

@@ -14,7 +14,10 @@ from gateway.kernel.plan import OrderTerm, with_key_order
 
 
 def test_round_trip_of_typed_values() -> None:
-    order = with_key_order(SALES_ORDER_HEADER, [OrderTerm("RequestedShippingDate", True), OrderTerm("OrderCreationDateTime")])
+    order = with_key_order(
+        SALES_ORDER_HEADER,
+        [OrderTerm("RequestedShippingDate", True), OrderTerm("OrderCreationDateTime")],
+    )
     row = {
         "RequestedShippingDate": dt.date(2026, 2, 28),
         "OrderCreationDateTime": dt.datetime(2026, 2, 1, 8, 30, tzinfo=dt.UTC),
@@ -27,7 +30,12 @@ def test_round_trip_of_typed_values() -> None:
 
 def test_decimal_keeps_its_digits_and_nulls_survive() -> None:
     order = with_key_order(CUSTOMER, [OrderTerm("CreditLimit"), OrderTerm("PrimaryContactEmail")])
-    row = {"CreditLimit": Decimal("12345678901234.56"), "PrimaryContactEmail": None, "dataAreaId": "usmf", "CustomerAccount": "A"}
+    row = {
+        "CreditLimit": Decimal("12345678901234.56"),
+        "PrimaryContactEmail": None,
+        "dataAreaId": "usmf",
+        "CustomerAccount": "A",
+    }
     values = decode_cursor(encode_cursor(order, row), CUSTOMER, order)
     assert values == (Decimal("12345678901234.56"), None, "usmf", "A")
 
