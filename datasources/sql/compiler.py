@@ -126,13 +126,14 @@ def order_clauses(order: Sequence[OrderTerm], col: ColumnFor) -> list[UnaryExpre
 
 
 def keyset_clause(
-    order: Sequence[OrderTerm], values: Sequence[Any], col: ColumnFor
+    entity: EntityMetadata, order: Sequence[OrderTerm], values: Sequence[Any], col: ColumnFor
 ) -> ColumnElement[bool]:
     """Rows strictly after `values` in `order` (pass reversed terms for 'before')."""
     branches = []
     for i, term in enumerate(order):
         equal = [_equal(col(order[j].field), values[j]) for j in range(i)]
-        branches.append(and_(true(), *equal, _after(term, col(term.field), values[i])))
+        nullable = entity.field(term.field).nullable
+        branches.append(and_(true(), *equal, _after(term, col(term.field), values[i], nullable)))
     return or_(false(), *branches)
 
 
@@ -140,11 +141,13 @@ def _equal(column: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
     return column.is_(None) if value is None else column == value
 
 
-def _after(term: OrderTerm, column: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
+def _after(
+    term: OrderTerm, column: ColumnElement[Any], value: Any, nullable: bool
+) -> ColumnElement[bool]:
     if value is None:  # nulls sit at one end of the order
         return column.is_not(None) if term.nulls_first else false()
     beyond = column < value if term.descending else column > value
-    return beyond if term.nulls_first else or_(beyond, column.is_(None))
+    return beyond if term.nulls_first or not nullable else or_(beyond, column.is_(None))
 
 
 def key_rows(dialect: str, keys: Sequence[tuple[Any, ...]], types: Sequence[Any]) -> Select[Any]:

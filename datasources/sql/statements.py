@@ -50,7 +50,7 @@ class Statements:
         stmt = select(*(col(name).label(name) for name in plan.required_columns())).where(condition)
         page = plan.page
         if page is not None:
-            stmt = stmt.where(*_cursor_clauses(plan.order, page, col)).limit(page.limit + 1)
+            stmt = stmt.where(*_cursor_clauses(plan, page, col)).limit(page.limit + 1)
         if plan.total:
             count = select(func.count()).select_from(table).where(condition).scalar_subquery()
             stmt = stmt.add_columns(count.label(TOTAL))
@@ -88,7 +88,7 @@ class Statements:
             partition_by=[inner(t) for t in targets],
             order_by=order_clauses(_direction(plan.order, page), inner),
         )
-        ranked = select(base, rank.label(RANK)).where(*_cursor_clauses(plan.order, page, inner))
+        ranked = select(base, rank.label(RANK)).where(*_cursor_clauses(plan, page, inner))
         paged = ranked.subquery()
         return (
             select(paged)
@@ -105,11 +105,12 @@ def _direction(order: tuple[OrderTerm, ...], page: PageRequest | None) -> tuple[
 
 
 def _cursor_clauses(
-    order: tuple[OrderTerm, ...], page: PageRequest, col: ColumnFor
+    plan: QueryPlan, page: PageRequest, col: ColumnFor
 ) -> list[ColumnElement[bool]]:
     clauses = []
     if page.after is not None:
-        clauses.append(keyset_clause(order, page.after, col))
+        clauses.append(keyset_clause(plan.entity, plan.order, page.after, col))
     if page.before is not None:
-        clauses.append(keyset_clause(tuple(t.reversed() for t in order), page.before, col))
+        reverse = tuple(t.reversed() for t in plan.order)
+        clauses.append(keyset_clause(plan.entity, reverse, page.before, col))
     return clauses
