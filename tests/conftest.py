@@ -128,6 +128,12 @@ class Gateway:
     client: httpx.Client
     backend: str
     fno_url: str
+    server: ServerThread
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The server's event loop, where its engines live."""
+        return self.server.loop
 
     @property
     def runtime(self) -> Runtime:
@@ -188,6 +194,7 @@ class StatementCounter:
 class ServerThread:
     server: uvicorn.Server
     thread: threading.Thread
+    loop: asyncio.AbstractEventLoop
 
     @property
     def port(self) -> int:
@@ -197,19 +204,21 @@ class ServerThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        self.loop.close()
 
 
 def serve(app: Any) -> ServerThread:
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the gateway did not start")
         time.sleep(0.02)
-    return ServerThread(server, thread)
+    return ServerThread(server, thread, loop)
 
 
 def start_gateway(
@@ -227,7 +236,9 @@ def start_gateway(
     app = create_app(config)
     running = serve(app)
     client = httpx.Client(base_url=f"http://127.0.0.1:{running.port}", timeout=30)
-    return Gateway(f"http://127.0.0.1:{running.port}", app, client, backend, fno_url), running
+    return Gateway(
+        f"http://127.0.0.1:{running.port}", app, client, backend, fno_url, running
+    ), running
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -109,6 +109,25 @@ def test_filters(gateway: Gateway) -> None:
     assert count({"onHoldStatus": {"eq": "No"}}) + count({"onHoldStatus": {"neq": "No"}}) == total
 
 
+def test_dates_decimals_and_enums_keep_their_values(gateway: Gateway) -> None:
+    query = """{ salesOrderHeadersV2(company: "USMF", first: 200,
+        where: {requestedShippingDate: {gte: "2025-06-01", lt: "2025-07-01"},
+                salesOrderStatus: {in: [Invoiced, Delivered]}}) {
+        nodes { requestedShippingDate orderCreationDateTime salesOrderStatus
+                lines(first: 50) { nodes { salesPrice orderedSalesQuantity lineAmount } } } } }"""
+    nodes = gateway.data(query)["salesOrderHeadersV2"]["nodes"]
+    assert nodes
+    for order in nodes:
+        assert "2025-06-01" <= order["requestedShippingDate"] < "2025-07-01"
+        assert order["salesOrderStatus"] in {"Invoiced", "Delivered"}
+        assert order["orderCreationDateTime"].endswith("+00:00")
+        for line in order["lines"]["nodes"]:
+            price, quantity = Decimal(line["salesPrice"]), Decimal(line["orderedSalesQuantity"])
+            assert Decimal(line["lineAmount"]) == (price * quantity).quantize(Decimal("0.01"))
+            assert len(line["salesPrice"].split(".")[1]) == 2
+            assert len(line["orderedSalesQuantity"].split(".")[1]) == 4
+
+
 def test_filter_across_relations(gateway: Gateway) -> None:
     query = """{ customersV3(company: "USMF", first: 1000,
         where: {salesOrders: {some: {lines: {some: {lineAmount: {gt: "10000"}}}}}}) {

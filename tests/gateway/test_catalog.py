@@ -136,3 +136,32 @@ def test_anonymous_reads_can_be_turned_off(fresh_gateway: Callable[..., Gateway]
     query = "{ legalEntities { totalCount } }"
     assert gw.error(query)["extensions"]["code"] == "UNAUTHENTICATED"
     assert gw.data(query, token=gw.token(Role.READER))["legalEntities"]["totalCount"] == 3
+
+
+def test_a_request_in_flight_keeps_the_schema_it_started_with(
+    fresh_gateway: Callable[..., Gateway],
+) -> None:
+    gw = fresh_gateway()
+    started_on = gw.runtime.schemas.current
+    assert started_on is not None
+    hide = 'mutation { setEntityVisible(name: "CustomerV3", visible: false) { visible } }'
+    gw.data(hide, token=gw.token(Role.ADMIN))
+    assert gw.runtime.schemas.current is not started_on
+    assert (
+        gw.error('{ customersV3(company: "USMF") { totalCount } }')["extensions"]["code"]
+        == "GRAPHQL_VALIDATION_FAILED"
+    )
+
+    from gateway.auth import ANONYMOUS_READER
+    from schema.context import RequestContext
+
+    runtime = gw.runtime
+    context = RequestContext(ANONYMOUS_READER, runtime.fno, runtime.catalog, runtime.limits)
+    old = asyncio.run_coroutine_threadsafe(
+        started_on.execute(
+            '{ customersV3(company: "USMF") { totalCount } }', context_value=context
+        ),
+        gw.loop,
+    ).result(timeout=10)
+    assert old.errors is None
+    assert old.data == {"customersV3": {"totalCount": 10}}

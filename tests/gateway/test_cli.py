@@ -12,6 +12,7 @@ import httpx
 import jwt
 
 from gateway.cli import main
+from tests.conftest import run_sql
 
 BIN = Path(sys.executable).parent
 
@@ -34,7 +35,7 @@ def test_token_is_signed_with_the_data_folder_secret(tmp_path: Path, capsys) -> 
 def test_serve_creates_the_data_folder_and_keeps_it(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {**os.environ, "GATEWAY_DEMO_SCALE": "0.02"}
-    for attempt in range(2):
+    for attempt, expected in enumerate((10, 11)):
         port = 18600 + os.getpid() % 1000 + attempt
         process = subprocess.Popen(
             [str(BIN / "fno-gateway"), "serve", "--port", str(port), "--data-dir", str(data)],
@@ -53,11 +54,22 @@ def test_serve_creates_the_data_folder_and_keeps_it(tmp_path: Path) -> None:
                     )
                     break
                 except httpx.ConnectError:
-                    assert process.poll() is None and time.monotonic() < deadline
+                    assert process.poll() is None
+                    assert time.monotonic() < deadline
                     time.sleep(0.1)
-            assert response.json() == {"data": {"customersV3": {"totalCount": 10}}}
+            assert response.json() == {"data": {"customersV3": {"totalCount": expected}}}
         finally:
             process.terminate()
             output = process.communicate(timeout=20)[0]
         assert f"GraphiQL at http://127.0.0.1:{port}/graphql" in output
-        assert (data / "fno.db").exists() and (data / "control.db").exists()
+        assert (data / "fno.db").exists()
+        assert (data / "control.db").exists()
+        if attempt == 1:
+            break
+        # another F&O client adds a customer while the gateway is down; it must survive
+        run_sql(
+            f"sqlite:///{data / 'fno.db'}",
+            "INSERT INTO custcustomerv3entity (dataareaid, customeraccount, partytype, customergroupid,"
+            " creditlimitismandatory, salescurrencycode, onholdstatus)"
+            " VALUES ('usmf', 'KEPT-1', 2, '10', 0, 'USD', 0)",
+        )
