@@ -27,6 +27,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         runtime = await Runtime.open(settings)
         _app.state.runtime = runtime
         log.info("ready: GraphiQL at http://%s:%s/graphql", settings.host, settings.port)
+        if settings.anonymous_reads and settings.host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning(
+                "anonymous reads are on while listening on %s: anyone who reaches this port "
+                "can read F&O data; set GATEWAY_ANONYMOUS_READS=false",
+                settings.host,
+            )
         try:
             yield {"runtime": runtime}
         finally:

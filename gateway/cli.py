@@ -81,10 +81,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _serve(settings: Settings) -> int:
     if settings.workers > 1:
+        # Prepare the stores once, so workers never race to create them.
+        asyncio.run(_prepare(settings))
         for name, value in settings.model_dump(exclude_none=True).items():
-            if name != "jwt_secret":
+            if name != "jwt_secret":  # workers read the secret where this process did
                 os.environ[f"GATEWAY_{name.upper()}"] = str(value)
-        os.environ.setdefault("GATEWAY_JWT_SECRET", settings.token_secret())
         uvicorn.run(
             "gateway.app:app_from_environment",
             factory=True,
@@ -102,8 +103,16 @@ def _serve(settings: Settings) -> int:
     return 0
 
 
+async def _prepare(settings: Settings) -> None:
+    from gateway.runtime import Runtime
+
+    runtime = await Runtime.open(settings)
+    await runtime.close()
+
+
 async def _demo(settings: Settings, scale: float) -> int:
     from sqlalchemy import inspect as sa_inspect
+    from sqlalchemy.engine import make_url
 
     from datasources.fno_demo.generate import build_demo_store, expected_rows
     from datasources.sql.engine import create_engine
@@ -123,7 +132,7 @@ async def _demo(settings: Settings, scale: float) -> int:
             total=expected_rows(scale), unit=" rows", unit_scale=True, desc="demo store"
         ) as bar:
             written = await build_demo_store(engine, scale, bar.update)  # type: ignore[arg-type]
-        print(f"wrote {written:,} rows to {settings.store_url('fno')}")
+        print(f"wrote {written:,} rows to {make_url(settings.store_url('fno'))!r}")
         return 0
     finally:
         await engine.dispose()
