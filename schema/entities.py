@@ -3,7 +3,8 @@
 Per entity: an object type, a connection and edge type, a filter input, an order
 input with its field enum, and two root fields (connection and by-key). Types are
 built with `create_type`; references between them go through the build's registry,
-so entities may refer to each other in cycles.
+so entities may refer to each other in cycles. The generated types' fields are
+resolved by `schema.lean`; only the root fields resolve here.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from strawberry.types.field import StrawberryField
 
 from gateway.auth import Role
 from gateway.kernel.catalog import Cardinality, EntityMetadata, EnumType, FieldType, ResolvedCatalog
-from gateway.kernel.cursor import encode_cursor
 from gateway.kernel.errors import BadUserInput
 from gateway.kernel.plan import And, Compare, Connection, Op, QueryPlan, child_slot
 from schema.context import RequestContext
@@ -34,21 +34,10 @@ from schema.scalars import SCALARS
 
 @strawberry.type(description="Relay page information.")
 class PageInfo:
-    @strawberry.field(name="hasNextPage")
-    def has_next_page(self, root: strawberry.Parent[Connection]) -> bool:
-        return root.has_next
-
-    @strawberry.field(name="hasPreviousPage")
-    def has_previous_page(self, root: strawberry.Parent[Connection]) -> bool:
-        return root.has_previous
-
-    @strawberry.field(name="startCursor")
-    def start_cursor(self, root: strawberry.Parent[Connection]) -> str | None:
-        return encode_cursor(root.order, root.rows[0]) if root.rows else None
-
-    @strawberry.field(name="endCursor")
-    def end_cursor(self, root: strawberry.Parent[Connection]) -> str | None:
-        return encode_cursor(root.order, root.rows[-1]) if root.rows else None
+    has_next_page: bool = strawberry.field(name="hasNextPage")
+    has_previous_page: bool = strawberry.field(name="hasPreviousPage")
+    start_cursor: str | None = strawberry.field(name="startCursor")
+    end_cursor: str | None = strawberry.field(name="endCursor")
 
 
 class EntityTypes:
@@ -145,8 +134,8 @@ class EntityTypes:
         edge = create_type(
             edge_name,
             [
-                _field(name="cursor", graphql_type=str, resolver=_edge_cursor),
-                _field(name="node", graphql_type=node, resolver=_edge_node),
+                _field(name="cursor", graphql_type=str),
+                _field(name="node", graphql_type=node),
             ],
         )
         self.registry.add(edge_name, edge, f"entity {entity.name}")
@@ -154,14 +143,10 @@ class EntityTypes:
         connection = create_type(
             name,
             [
-                _field(
-                    name="edges",
-                    graphql_type=list_of(self.registry.ref(edge_name)),
-                    resolver=_edges,
-                ),
-                _field(name="nodes", graphql_type=list_of(node), resolver=_nodes),
-                _field(name="pageInfo", graphql_type=PageInfo, resolver=_page_info),
-                _field(name="totalCount", graphql_type=int, resolver=_total_count),
+                _field(name="edges", graphql_type=list_of(self.registry.ref(edge_name))),
+                _field(name="nodes", graphql_type=list_of(node)),
+                _field(name="pageInfo", graphql_type=PageInfo),
+                _field(name="totalCount", graphql_type=int),
             ],
             description=f"A page of {entity.label or entity.collection_name}.",
         )
@@ -395,29 +380,8 @@ _PARENT: Any = strawberry.Parent[Any]  # type: ignore[misc]
 
 
 def _child(root: Any, info: strawberry.Info, **_: Any) -> Any:
-    """A relation's rows, fetched by the root field's plan under this response key."""
+    """A relation's rows, fetched by the root field's plan under this response key.
+
+    This declares the relation's arguments; `schema.lean` serves it at run time.
+    """
     return root[child_slot(str(info.path.key))]
-
-
-def _edges(root: strawberry.Parent[Connection]) -> list[tuple[Connection, dict[str, Any]]]:
-    return [(root, row) for row in root.rows]
-
-
-def _nodes(root: strawberry.Parent[Connection]) -> list[dict[str, Any]]:
-    return root.rows
-
-
-def _page_info(root: strawberry.Parent[Connection]) -> Connection:
-    return root
-
-
-def _total_count(root: strawberry.Parent[Connection]) -> int:
-    return root.total or 0
-
-
-def _edge_cursor(root: strawberry.Parent[tuple[Connection, dict[str, Any]]]) -> str:
-    return encode_cursor(root[0].order, root[1])
-
-
-def _edge_node(root: strawberry.Parent[tuple[Connection, dict[str, Any]]]) -> dict[str, Any]:
-    return root[1]

@@ -78,7 +78,7 @@ class Planner:
         page = self._page(entity, order, args)
         total = False
         row_nodes: list[FieldNode] = []
-        for key, found in self._collect(nodes).items():
+        for found in self._collect(nodes).values():
             name = found[0].name.value
             if name == "totalCount":
                 total = True
@@ -88,7 +88,6 @@ class Planner:
                 for edge_nodes in self._collect(found).values():
                     if edge_nodes[0].name.value == "node":
                         row_nodes.extend(edge_nodes)
-            del key
         columns, children = self._rows(binding, row_nodes)
         return QueryPlan(
             entity=entity,
