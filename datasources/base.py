@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from gateway.kernel.catalog import EntityMetadata
 from gateway.kernel.plan import Connection, QueryPlan
+from gateway.kernel.shape import Shape
 
 
 class DataSource(Protocol):
@@ -27,6 +29,17 @@ class DataSource(Protocol):
 
     async def fetch(self, plan: QueryPlan) -> Connection:
         """Run a read plan."""
+        ...
+
+    def prepare_json(self, reads: Sequence[tuple[QueryPlan, Shape]]) -> object | None:
+        """Prepare to answer reads with response JSON built by the store; None if it cannot.
+
+        What it returns may be kept and run again for the same reads.
+        """
+        ...
+
+    async def fetch_json(self, prepared: object) -> list[str | None] | None:
+        """Each read's response JSON (None for a missing row); None: take the generic path."""
         ...
 
     async def close(self) -> None: ...

@@ -23,6 +23,7 @@ from gateway.kernel.catalog import ResolvedCatalog
 from schema import lean
 from schema.catalog_api import CATALOG_QUERY_FIELDS, Mutation
 from schema.entities import EntityTypes
+from schema.fast import FastReads, RootField
 from schema.naming import Inflector
 from schema.registry import TypeRegistry
 from schema.scalars import SCALAR_MAP
@@ -36,6 +37,7 @@ class GatewaySchema(strawberry.Schema):
     """
 
     catalog_version: str = ""
+    fast: FastReads | None = None
 
     def process_errors(
         self, errors: Sequence[GraphQLError], execution_context: ExecutionContext | None = None
@@ -76,4 +78,9 @@ def build_schema(
     )
     schema.catalog_version = catalog.version
     lean.install(schema._schema, entity_types.bindings, names)
+    roots = {}
+    for entity in catalog.entities.values():
+        roots[names.connection_field(entity)] = RootField(entity, by_key=False)
+        roots[names.by_key_field(entity)] = RootField(entity, by_key=True)
+    schema.fast = FastReads(schema._schema, entity_types.bindings, roots, limits, max_tokens)
     return schema

@@ -57,6 +57,8 @@ class EntityTypes:
             self.bindings[entity.name] = EntityBinding(
                 entity=entity,
                 object_type=self.names.object_type(entity),
+                connection_type=self.names.connection_type(entity),
+                edge_type=self.names.edge_type(entity),
                 fields={self.names.field(f): f for f in entity.fields},
                 relations={self.names.relation(r): r for r in entity.relations},
             )
@@ -229,7 +231,7 @@ class EntityTypes:
             raw = info._raw_info
             planner = self._planner(info)
             args = planner_arguments(raw)
-            company = _company(entity, args)
+            company = company_argument(entity, args)
             plan = planner.connection(entity, list(raw.field_nodes), args, company)
             page = await context.fno.fetch(plan)
             if company is not None and not page.rows:
@@ -296,7 +298,7 @@ def variable_values(raw: Any) -> VariableValues:
     return values if isinstance(values, VariableValues) else VariableValues({}, dict(values))
 
 
-def _company(entity: EntityMetadata, args: dict[str, Any]) -> str | None:
+def company_argument(entity: EntityMetadata, args: dict[str, Any]) -> str | None:
     company, cross = args.get("company"), bool(args.get("crossCompany"))
     if not entity.company_scoped:
         return None

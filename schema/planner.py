@@ -45,7 +45,21 @@ from gateway.kernel.plan import (
     RelationFilter,
     with_key_order,
 )
+from gateway.kernel.shape import (
+    Column,
+    ConnectionShape,
+    Cursor,
+    Edges,
+    Nested,
+    Nodes,
+    PageInfoShape,
+    RowShape,
+    TotalCount,
+    Typename,
+)
 from schema.context import ReadLimits
+
+PAGE_INFO = Typename("PageInfo")
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,8 @@ class EntityBinding:
 
     entity: EntityMetadata
     object_type: str
+    connection_type: str
+    edge_type: str
     fields: Mapping[str, EntityField]  # by GraphQL name
     relations: Mapping[str, Relation]  # by GraphQL name
 
@@ -138,6 +154,65 @@ class Planner:
             children.append(ChildPlan(key, relation, plan))
         return tuple(columns), tuple(children)
 
+    def connection_shape(self, entity: EntityMetadata, nodes: list[FieldNode]) -> ConnectionShape:
+        """How a connection's answer is laid out, key by key, as the client selected it."""
+        binding = self.bindings[entity.name]
+        entries: list[tuple[str, Any]] = []
+        for key, found in self._collect(nodes).items():
+            name = found[0].name.value
+            if name == "totalCount":
+                entries.append((key, TotalCount()))
+            elif name == "nodes":
+                entries.append((key, Nodes(self.row_shape(entity, found))))
+            elif name == "edges":
+                entries.append((key, self._edges_shape(binding, found)))
+            elif name == "pageInfo":
+                info = [
+                    (
+                        k,
+                        Typename("PageInfo")
+                        if f[0].name.value == "__typename"
+                        else f[0].name.value,
+                    )
+                    for k, f in self._collect(found).items()
+                ]
+                entries.append((key, PageInfoShape(tuple(info))))
+            else:
+                entries.append((key, Typename(binding.connection_type)))
+        return ConnectionShape(tuple(entries))
+
+    def _edges_shape(self, binding: EntityBinding, nodes: list[FieldNode]) -> Edges:
+        entries: list[tuple[str, Cursor | Nodes | Typename]] = []
+        for key, found in self._collect(nodes).items():
+            name = found[0].name.value
+            if name == "cursor":
+                entries.append((key, Cursor()))
+            elif name == "node":
+                entries.append((key, Nodes(self.row_shape(binding.entity, found))))
+            else:
+                entries.append((key, Typename(binding.edge_type)))
+        return Edges(tuple(entries))
+
+    def row_shape(self, entity: EntityMetadata, nodes: list[FieldNode]) -> RowShape:
+        binding = self.bindings[entity.name]
+        entries: list[tuple[str, Column | Nested | Typename]] = []
+        for key, found in self._collect(nodes).items():
+            name = found[0].name.value
+            if name in binding.fields:
+                entries.append((key, Column(binding.fields[name].name)))
+            elif name in binding.relations:
+                relation = binding.relations[name]
+                target = self.bindings[relation.target].entity
+                shape: RowShape | ConnectionShape
+                if relation.cardinality is Cardinality.MANY:
+                    shape = self.connection_shape(target, found)
+                else:
+                    shape = self.row_shape(target, found)
+                entries.append((key, Nested(key, shape)))
+            else:
+                entries.append((key, Typename(binding.object_type)))
+        return RowShape(tuple(entries))
+
     def _arguments(
         self, parent: GraphQLObjectType, name: str, nodes: list[FieldNode]
     ) -> dict[str, Any]:
@@ -151,7 +226,13 @@ class Planner:
                 )
         return args
 
-    def _collect(self, nodes: Iterable[FieldNode]) -> dict[str, list[FieldNode]]:
+    def collect_root(self, selection_set: SelectionSetNode) -> dict[str, list[FieldNode]]:
+        """The operation's root fields by response key, as execution would collect them."""
+        return self._collect((), selection_set)
+
+    def _collect(
+        self, nodes: Iterable[FieldNode], root: SelectionSetNode | None = None
+    ) -> dict[str, list[FieldNode]]:
         collected: dict[str, list[FieldNode]] = defaultdict(list)
         seen: set[str] = set()
 
@@ -172,6 +253,7 @@ class Planner:
                         seen.add(name)
                         visit(self.fragments[name].selection_set)
 
+        visit(root)
         for node in nodes:
             visit(node.selection_set)
         return collected

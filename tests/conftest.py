@@ -136,6 +136,11 @@ class Gateway:
         return self.server.loop
 
     @property
+    def fast(self) -> bool:
+        """Whether entity reads take the fast path (JSON built by the store)."""
+        return self.backend == "postgresql" and self.runtime.settings.fast_reads
+
+    @property
     def runtime(self) -> Runtime:
         runtime: Runtime = self.app.state.runtime
         return runtime
@@ -241,15 +246,38 @@ def start_gateway(
     ), running
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+READ_PATHS = ["sqlite", "postgresql", "postgresql-generic"]
+
+
+@pytest.fixture(scope="session")
+def read_stores(databases: Databases) -> Callable[[str], str]:
+    """One demo store per backend, shared by every read-only gateway."""
+    stores: dict[str, str] = {}
+
+    def get(backend: str) -> str:
+        if backend not in stores:
+            stores[backend] = databases.new(backend)
+            build_store(stores[backend])
+        return stores[backend]
+
+    return get
+
+
+@pytest.fixture(scope="session", params=READ_PATHS)
 def gateway(
-    request: pytest.FixtureRequest, databases: Databases, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    read_stores: Callable[[str], str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
-    """A read-only gateway over a shared demo store, once per backend."""
-    backend = request.param
-    url = databases.new(backend)
-    build_store(url)
-    gw, running = start_gateway(tmp_path_factory.mktemp(f"gw-{backend}"), backend, url)
+    """A read-only gateway over a shared demo store: per backend, and on PostgreSQL
+    once with the fast read path (JSON built in the store) and once without."""
+    backend, _, generic = request.param.partition("-")
+    gw, running = start_gateway(
+        tmp_path_factory.mktemp(f"gw-{request.param}"),
+        backend,
+        read_stores(backend),
+        fast_reads=not generic,
+    )
     yield gw
     gw.client.close()
     running.stop()

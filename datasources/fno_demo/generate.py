@@ -218,6 +218,8 @@ async def build_demo_store(
         if buffer:
             written += await _write(engine, tables.tables[table], buffer)
             report(len(buffer))
+    async with engine.begin() as conn:  # planner statistics for the fresh tables
+        await conn.exec_driver_sql("ANALYZE")
     return written
 
 

@@ -8,18 +8,22 @@ are attached to each parent row under its response key.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Select, Table, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from datasources.sql.json_statements import JsonStatements
 from datasources.sql.metadata import dataarea, read_entities
 from datasources.sql.statements import RANK, TOTAL, Statements
 from datasources.sql.tables import entity_table
 from gateway.kernel.catalog import Cardinality, EntityMetadata
 from gateway.kernel.errors import UpstreamFailed
 from gateway.kernel.plan import ChildPlan, Connection, PageRequest, QueryPlan, Row, child_slot
+from gateway.kernel.shape import Shape
 
 Key = tuple[Any, ...]
 
@@ -29,6 +33,7 @@ class SqlDataSource:
         self.engine = engine
         self._tables: dict[str, tuple[EntityMetadata, Table]] = {}
         self.statements = Statements(self.table, engine.dialect.name)
+        self.json = JsonStatements(self.statements) if engine.dialect.name == "postgresql" else None
 
     def table(self, entity: EntityMetadata) -> Table:
         cached = self._tables.get(entity.name)
@@ -57,6 +62,31 @@ class SqlDataSource:
                 return page
         except DBAPIError as exc:
             raise UpstreamFailed(f"the F&O store failed the read: {exc.orig}") from exc
+
+    def prepare_json(self, reads: Sequence[tuple[QueryPlan, Shape]]) -> object | None:
+        """One statement answering every read with its response JSON (PostgreSQL only).
+
+        It also checks that each company asked for exists.
+        """
+        if self.json is None:
+            return None
+        columns = [self.json.root(plan, shape) for plan, shape in reads]
+        companies = {plan.company for plan, _ in reads if plan.company is not None}
+        for company in sorted(companies):
+            columns.append(select(dataarea.c.id).where(dataarea.c.id == company).exists())
+        return _PreparedJson(select(*columns), len(reads))
+
+    async def fetch_json(self, prepared: object) -> list[str | None] | None:
+        """Run a prepared statement; None if a company asked for is unknown."""
+        assert isinstance(prepared, _PreparedJson)
+        try:
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(prepared.statement)).one()
+        except DBAPIError as exc:
+            raise UpstreamFailed(f"the F&O store failed the read: {exc.orig}") from exc
+        if not all(row[prepared.reads :]):
+            return None
+        return list(row[: prepared.reads])
 
     async def _root(self, conn: AsyncConnection, plan: QueryPlan) -> Connection:
         rows = [dict(r) for r in (await conn.execute(self.statements.root(plan))).mappings()]
@@ -115,6 +145,12 @@ class SqlDataSource:
                 pages[key] = _page(grouped.get(key, []), plan, plan.page, total)
             parent[slot] = pages[key]
         return [row for page in pages.values() for row in page.rows]
+
+
+@dataclass(frozen=True)
+class _PreparedJson:
+    statement: Select[Any]
+    reads: int
 
 
 def _has_cursor(page: PageRequest) -> bool:

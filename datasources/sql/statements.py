@@ -50,11 +50,11 @@ class Statements:
         stmt = select(*(col(name).label(name) for name in plan.required_columns())).where(condition)
         page = plan.page
         if page is not None:
-            stmt = stmt.where(*_cursor_clauses(plan, page, col)).limit(page.limit + 1)
+            stmt = stmt.where(*cursor_clauses(plan, page, col)).limit(page.limit + 1)
         if plan.total:
             count = select(func.count()).select_from(table).where(condition).scalar_subquery()
             stmt = stmt.add_columns(count.label(TOTAL))
-        return stmt.order_by(*order_clauses(_direction(plan.order, page), col))
+        return stmt.order_by(*order_clauses(direction(plan.order, page), col))
 
     def count(self, plan: QueryPlan, match: dict[str, Any] | None = None) -> Select[Any]:
         table = self.table(plan.entity)
@@ -86,9 +86,9 @@ class Statements:
 
         rank = func.row_number().over(
             partition_by=[inner(t) for t in targets],
-            order_by=order_clauses(_direction(plan.order, page), inner),
+            order_by=order_clauses(direction(plan.order, page), inner),
         )
-        ranked = select(base, rank.label(RANK)).where(*_cursor_clauses(plan, page, inner))
+        ranked = select(base, rank.label(RANK)).where(*cursor_clauses(plan, page, inner))
         paged = ranked.subquery()
         return (
             select(paged)
@@ -97,16 +97,14 @@ class Statements:
         )
 
 
-def _direction(order: tuple[OrderTerm, ...], page: PageRequest | None) -> tuple[OrderTerm, ...]:
+def direction(order: tuple[OrderTerm, ...], page: PageRequest | None) -> tuple[OrderTerm, ...]:
     """Paging backwards reads the order reversed, from the `before` cursor back."""
     if page is not None and page.backwards:
         return tuple(term.reversed() for term in order)
     return order
 
 
-def _cursor_clauses(
-    plan: QueryPlan, page: PageRequest, col: ColumnFor
-) -> list[ColumnElement[bool]]:
+def cursor_clauses(plan: QueryPlan, page: PageRequest, col: ColumnFor) -> list[ColumnElement[bool]]:
     clauses = []
     if page.after is not None:
         clauses.append(keyset_clause(plan.entity, plan.order, page.after, col))

@@ -18,13 +18,18 @@ from gateway.kernel.catalog import EntityMetadata, FieldType
 from gateway.kernel.errors import BadUserInput
 from gateway.kernel.plan import OrderTerm
 
-_VERSION = 1
+CURSOR_VERSION = 1
+
+
+def order_spec(order: Sequence[OrderTerm]) -> list[str]:
+    return [term.field + (" desc" if term.descending else "") for term in order]
 
 
 def encode_cursor(order: Sequence[OrderTerm], row: Mapping[str, Any]) -> str:
+    """base64url, unpadded, of `[1, [order], [values]]` as JSON text laid out the way
+    PostgreSQL's json_build_array lays it out, so the store can make the same cursor."""
     values = [_to_json(row[term.field]) for term in order]
-    spec = [term.field + (" desc" if term.descending else "") for term in order]
-    raw = json.dumps([_VERSION, spec, values], separators=(",", ":")).encode()
+    raw = json.dumps([CURSOR_VERSION, order_spec(order), values], ensure_ascii=False).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -38,8 +43,8 @@ def decode_cursor(
         raise BadUserInput(
             f"cursor {cursor[:40]!r} is malformed; pass a cursor from pageInfo or edges"
         ) from None
-    expected = [term.field + (" desc" if term.descending else "") for term in order]
-    if version != _VERSION or spec != expected or len(values) != len(order):
+    expected = order_spec(order)
+    if version != CURSOR_VERSION or spec != expected or len(values) != len(order):
         raise BadUserInput(
             "cursor was made for another ordering; "
             "use cursors from a response with the same orderBy"

@@ -1,0 +1,251 @@
+"""One statement per root field that builds the GraphQL response JSON in PostgreSQL.
+
+A plan says what to read, a shape how to lay the answer out. Each connection is a
+page subquery (filtered, past the cursors, ordered, one row beyond the page) that
+aggregates into `json_build_object`; relations are correlated subqueries of the same
+form, so the whole tree is one statement and no row reaches Python. Scalars are
+rendered as the GraphQL layer renders them (decimals and dates as text, enums by
+symbol), and cursors byte for byte as `gateway.kernel.cursor` makes them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Integer,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
+
+from datasources.sql.compiler import ColumnFor, columns_of, order_clauses
+from datasources.sql.statements import Statements, cursor_clauses, direction
+from gateway.kernel.catalog import Cardinality, EntityField, FieldType
+from gateway.kernel.cursor import CURSOR_VERSION, order_spec
+from gateway.kernel.plan import ChildPlan, QueryPlan
+from gateway.kernel.shape import (
+    Column,
+    ConnectionShape,
+    Cursor,
+    Edges,
+    Nested,
+    Nodes,
+    PageInfoShape,
+    RowShape,
+    TotalCount,
+    Typename,
+)
+
+_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*( desc)?")
+_POSITION = "@n"
+_EMPTY: ColumnElement[Any] = literal_column("'[]'::json")
+_ALL: ColumnElement[Any] = literal_column("()")
+
+
+def _text(value: str) -> ColumnElement[str]:
+    """A GraphQL name or F&O field name as an SQL literal (names only: checked)."""
+    if not _NAME.fullmatch(value):
+        raise ValueError(f"not a name: {value!r}")
+    return literal_column(f"'{value}'", Text)
+
+
+class JsonStatements:
+    def __init__(self, statements: Statements) -> None:
+        self.statements = statements
+
+    def root(self, plan: QueryPlan, shape: RowShape | ConnectionShape) -> ColumnElement[Any]:
+        """The JSON text of one root field (null for a by-key field that found nothing)."""
+        if isinstance(shape, ConnectionShape):
+            return cast(self._connection(plan, shape, None), Text)
+        return cast(self._single(plan, shape, None), Text)
+
+    def _page(self, plan: QueryPlan, correlation: Any) -> tuple[FromClause, ColumnFor]:
+        table = self.statements.table(plan.entity)
+        col = columns_of(plan.entity, table)
+        order = order_clauses(direction(plan.order, plan.page), col)
+        stmt = select(
+            *(col(name).label(name) for name in plan.required_columns()),
+            func.row_number().over(order_by=order).label(_POSITION),
+        ).where(self.statements.condition(plan, col))
+        if correlation is not None:
+            stmt = stmt.where(correlation(col)).correlate(correlation.parent)
+        if plan.page is not None:
+            stmt = stmt.where(*cursor_clauses(plan, plan.page, col)).limit(plan.page.limit + 1)
+        page = stmt.order_by(*order).subquery()
+        return page, lambda name: page.c[name]
+
+    def _connection(
+        self, plan: QueryPlan, shape: ConnectionShape, correlation: Any
+    ) -> ColumnElement[Any]:
+        page_request = plan.page
+        assert page_request is not None
+        page, col = self._page(plan, correlation)
+        size = page_request.limit
+        position = page.c[_POSITION]
+        in_page = position <= size
+        backwards = page_request.backwards
+        output_order = position.desc() if backwards else position.asc()
+        reverse_order = position.asc() if backwards else position.desc()
+        more = func.count() > size
+        cursor = self._cursor(plan, col)
+
+        def listed(item: ColumnElement[Any]) -> ColumnElement[Any]:
+            aggregated = func.json_agg(aggregate_order_by(item, output_order)).filter(in_page)
+            return func.coalesce(aggregated, _EMPTY)
+
+        pieces: list[ColumnElement[Any]] = []
+        for key, entry in shape.entries:
+            pieces.append(_text(key))
+            if isinstance(entry, TotalCount):
+                pieces.append(self._total(plan, correlation))
+            elif isinstance(entry, Nodes):
+                pieces.append(listed(self._row(plan, entry.row, page, col)))
+            elif isinstance(entry, Edges):
+                edge: list[ColumnElement[Any]] = []
+                for edge_key, part in entry.entries:
+                    edge.append(_text(edge_key))
+                    if isinstance(part, Cursor):
+                        edge.append(cursor)
+                    elif isinstance(part, Nodes):
+                        edge.append(self._row(plan, part.row, page, col))
+                    else:
+                        edge.append(_text(part.name))
+                pieces.append(listed(func.json_build_object(*edge)))
+            elif isinstance(entry, PageInfoShape):
+                info: list[ColumnElement[Any]] = []
+                for info_key, name in entry.entries:
+                    info.append(_text(info_key))
+                    if isinstance(name, Typename):
+                        info.append(_text(name.name))
+                    elif name == "hasNextPage":
+                        info.append(
+                            literal_column(str(page_request.before is not None))
+                            if backwards
+                            else more
+                        )
+                    elif name == "hasPreviousPage":
+                        info.append(
+                            more
+                            if backwards
+                            else literal_column(str(page_request.after is not None))
+                        )
+                    else:
+                        first = output_order if name == "startCursor" else reverse_order
+                        info.append(
+                            func.array_agg(
+                                aggregate_order_by(cursor, first), type_=ARRAY(Text)
+                            ).filter(in_page)[1]
+                        )
+                pieces.append(func.json_build_object(*info))
+            else:
+                pieces.append(_text(entry.name))
+        # one row, whether or not the page has rows or any piece aggregates
+        statement = select(func.json_build_object(*pieces)).select_from(page).group_by(_ALL)
+        if correlation is not None:
+            statement = statement.correlate(correlation.parent)
+        return statement.scalar_subquery()
+
+    def _single(self, plan: QueryPlan, shape: RowShape, correlation: Any) -> ColumnElement[Any]:
+        page, col = self._page(plan, correlation)
+        statement = select(self._row(plan, shape, page, col)).select_from(page).limit(1)
+        if correlation is not None:
+            statement = statement.correlate(correlation.parent)
+        return statement.scalar_subquery()
+
+    def _row(
+        self, plan: QueryPlan, shape: RowShape, page: FromClause, col: ColumnFor
+    ) -> ColumnElement[Any]:
+        entity = plan.entity
+        children = {child.key: child for child in plan.children}
+        pieces: list[ColumnElement[Any]] = []
+        for key, entry in shape.entries:
+            pieces.append(_text(key))
+            if isinstance(entry, Column):
+                pieces.append(_rendered(entity.field(entry.field), col(entry.field)))
+            elif isinstance(entry, Nested):
+                child = children[entry.child]
+                correlation = _Correlation(child, page, col)
+                if child.relation.cardinality is Cardinality.MANY:
+                    assert isinstance(entry.shape, ConnectionShape)
+                    pieces.append(self._connection(child.plan, entry.shape, correlation))
+                else:
+                    assert isinstance(entry.shape, RowShape)
+                    pieces.append(self._single(child.plan, entry.shape, correlation))
+            else:
+                pieces.append(_text(entry.name))
+        if len(pieces) > 100:
+            raise NotImplementedError("json_build_object takes at most 100 arguments")
+        return func.json_build_object(*pieces)
+
+    def _total(self, plan: QueryPlan, correlation: Any) -> ColumnElement[Any]:
+        table = self.statements.table(plan.entity)
+        col = columns_of(plan.entity, table)
+        statement = (
+            select(func.count()).select_from(table).where(self.statements.condition(plan, col))
+        )
+        if correlation is not None:
+            statement = statement.where(correlation(col)).correlate(correlation.parent)
+        return statement.scalar_subquery()
+
+    def _cursor(self, plan: QueryPlan, col: ColumnFor) -> ColumnElement[Any]:
+        """`encode_cursor`, in SQL: base64url (no padding) of the same JSON text."""
+        values = [_cursor_value(plan.entity.field(t.field), col(t.field)) for t in plan.order]
+        document = func.json_build_array(
+            literal_column(str(CURSOR_VERSION), Integer),
+            func.json_build_array(*(_text(s) for s in order_spec(plan.order))),
+            func.json_build_array(*values),
+        )
+        encoded = func.encode(
+            func.convert_to(cast(document, Text), literal_column("'UTF8'")),
+            literal_column("'base64'"),
+        )
+        return func.translate(encoded, literal_column("E'+/=\\n'"), literal_column("'-_'"))
+
+
+class _Correlation:
+    """Ties a child's rows to the parent row being rendered."""
+
+    def __init__(self, child: ChildPlan, parent: FromClause, parent_col: ColumnFor) -> None:
+        self.child = child
+        self.parent = parent
+        self.parent_col = parent_col
+
+    def __call__(self, col: ColumnFor) -> ColumnElement[bool]:
+        return and_(*(col(t) == self.parent_col(s) for s, t in self.child.relation.constraints))
+
+
+def _rendered(field: EntityField, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The field as GraphQL serialises it."""
+    if field.type is FieldType.ENUM:
+        assert field.enum is not None
+        return case({m.value: _text(m.symbol) for m in field.enum.members}, value=column)
+    return _cursor_value(field, column)
+
+
+def _cursor_value(field: EntityField, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The field as a cursor holds it: decimals and dates as text, the rest as is."""
+    if field.type is FieldType.REAL:
+        return cast(column, Text)
+    if field.type is FieldType.DATE:
+        return func.to_char(column, literal_column("'YYYY-MM-DD'"))
+    if field.type is FieldType.UTC_DATETIME:
+        seconds = func.to_char(column, literal_column("'YYYY-MM-DD\"T\"HH24:MI:SS'"))
+        fraction = case(
+            (
+                cast(func.date_part(literal_column("'microseconds'"), column), Integer) % 1_000_000
+                != 0,
+                func.to_char(column, literal_column("'.US'")),
+            ),
+            else_=literal_column("''"),
+        )
+        return func.concat(seconds, fraction, literal_column("'+00:00'"))
+    return column

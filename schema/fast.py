@@ -1,0 +1,173 @@
+"""The fast read path: a query whose root fields are all entity reads is answered with
+one statement whose JSON the store builds, with no field-by-field resolution.
+
+Anything it does not cover (mutations, the catalog, introspection, a store that
+cannot build JSON, any error to report) returns None, and the request takes the
+generic path, which gives the same answer or the proper error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationType,
+    get_argument_values,
+    get_operation_ast,
+    parse,
+    specified_rules,
+    validate,
+)
+from graphql.execution.values import get_variable_values
+
+from gateway.auth import Role
+from gateway.kernel.catalog import EntityMetadata
+from gateway.kernel.errors import GatewayError
+from gateway.kernel.plan import And, Compare, Op, QueryPlan
+from gateway.kernel.shape import Shape
+from schema.context import RequestContext
+from schema.entities import company_argument
+from schema.planner import EntityBinding, Planner
+
+PREPARED_CACHE = 512
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A query made ready: the statement to run and where each answer goes."""
+
+    keys: tuple[str, ...]  # every root response key, in order
+    reads: tuple[str, ...]  # the keys the statement answers, in its column order
+    constants: dict[str, bytes]  # the keys answered without the store (__typename)
+    statement: object
+
+
+@dataclass(frozen=True)
+class RootField:
+    entity: EntityMetadata
+    by_key: bool
+
+
+class FastReads:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        bindings: Mapping[str, EntityBinding],
+        roots: Mapping[str, RootField],
+        rules: list[Any],
+        max_tokens: int,
+    ) -> None:
+        self.schema = schema
+        self.bindings = bindings
+        self.roots = roots
+        self.rules = [*specified_rules, *rules]
+        self.max_tokens = max_tokens
+        self._document = lru_cache(maxsize=256)(self._parse_and_validate)
+        self._prepared: dict[tuple[str, str | None, bytes], _Prepared] = {}
+
+    def _parse_and_validate(self, query: str) -> DocumentNode | None:
+        try:
+            document = parse(query, max_tokens=self.max_tokens)
+        except GraphQLError:
+            return None
+        return None if validate(self.schema, document, self.rules) else document
+
+    async def execute(
+        self,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        context: RequestContext,
+    ) -> bytes | None:
+        if not context.principal.has(Role.READER):
+            return None
+        request = (query, operation_name, orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
+        prepared = self._prepared.pop(request, None) or self._prepare(
+            query, variables, operation_name, context
+        )
+        if prepared is None:
+            return None
+        self._prepared[request] = prepared  # most recently used last
+        if len(self._prepared) > PREPARED_CACHE:
+            self._prepared.pop(next(iter(self._prepared)))
+        answers = await context.fno.fetch_json(prepared.statement) if prepared.reads else []
+        if answers is None:
+            return None
+        parts = dict(prepared.constants)
+        for key, answer in zip(prepared.reads, answers, strict=True):
+            parts[key] = answer.encode() if answer is not None else b"null"
+        body = b",".join(orjson.dumps(key) + b":" + parts[key] for key in prepared.keys)
+        return b'{"data":{' + body + b"}}"
+
+    def _prepare(
+        self,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        context: RequestContext,
+    ) -> _Prepared | None:
+        """Plan every root field, and have the store prepare its statement; None: not ours."""
+        document = self._document(query)
+        if document is None:
+            return None
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or operation.operation is not OperationType.QUERY:
+            return None
+        coerced = get_variable_values(
+            self.schema, operation.variable_definitions or [], variables or {}
+        )
+        if isinstance(coerced, list):
+            return None
+        fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        planner = Planner(self.bindings, context.limits, self.schema, fragments, coerced)
+        roots = planner.collect_root(operation.selection_set)
+        reads: list[tuple[QueryPlan, Shape]] = []
+        keys: list[str] = []
+        constants: dict[str, bytes] = {}
+        try:
+            for key, nodes in roots.items():
+                name = nodes[0].name.value
+                if name == "__typename":
+                    constants[key] = b'"Query"'
+                    continue
+                root = self.roots.get(name)
+                if root is None:
+                    return None
+                reads.append(self._plan(planner, root, nodes))
+                keys.append(key)
+            statement = context.fno.prepare_json(reads) if reads else ()
+        except (GatewayError, NotImplementedError):
+            return None
+        if statement is None:
+            return None
+        return _Prepared(tuple(roots), tuple(keys), constants, statement)
+
+    def _plan(
+        self, planner: Planner, root: RootField, nodes: list[FieldNode]
+    ) -> tuple[QueryPlan, Shape]:
+        definition = self.schema.query_type.fields[nodes[0].name.value]  # type: ignore[union-attr]
+        args = get_argument_values(definition, nodes[0], planner.variables)
+        entity = root.entity
+        if root.by_key:
+            names = self.bindings[entity.name]
+            compares = []
+            for field in entity.key:
+                value = args[next(k for k, f in names.fields.items() if f is field)]
+                if field.name == entity.company_field:
+                    value = str(value).lower()
+                compares.append(Compare(field.name, Op.EQ, getattr(value, "value", value)))
+            plan = planner.object(entity, nodes, And(tuple(compares)))
+            return plan, planner.row_shape(entity, nodes)
+        plan = planner.connection(entity, nodes, args, company_argument(entity, args))
+        return plan, planner.connection_shape(entity, nodes)
