@@ -73,6 +73,7 @@ class FastReads:
         self.max_tokens = max_tokens
         self._document = lru_cache(maxsize=256)(self._parse_and_validate)
         self._prepared: dict[tuple[str, str | None, bytes], _Prepared] = {}
+        self.answered = 0  # requests this path answered (the rest took the generic path)
 
     def _parse_and_validate(self, query: str) -> DocumentNode | None:
         try:
@@ -105,6 +106,7 @@ class FastReads:
         parts = dict(prepared.constants)
         for key, answer in zip(prepared.reads, answers, strict=True):
             parts[key] = answer.encode() if answer is not None else b"null"
+        self.answered += 1
         body = b",".join(orjson.dumps(key) + b":" + parts[key] for key in prepared.keys)
         return b'{"data":{' + body + b"}}"
 

@@ -137,22 +137,37 @@ class Planner:
         parent_type = self.schema.type_map[binding.object_type]
         assert isinstance(parent_type, GraphQLObjectType)
         for key, found in self._collect(nodes).items():
-            name = found[0].name.value
-            field = binding.fields.get(name)
-            if field is not None:
-                columns[field.name] = None
-                continue
-            relation = binding.relations.get(name)
-            if relation is None:
-                continue  # __typename
-            args = self._arguments(parent_type, name, found)
-            target = self.bindings[relation.target].entity
-            if relation.cardinality is Cardinality.MANY:
-                plan = self.connection(target, found, args)
-            else:
-                plan = self.object(target, found, None)
-            children.append(ChildPlan(key, relation, plan))
+            # `nodes` and `edges { node }` may each put a different field under one key
+            by_name: dict[str, list[FieldNode]] = defaultdict(list)
+            for node in found:
+                by_name[node.name.value].append(node)
+            relations = [name for name in by_name if name in binding.relations]
+            if len(relations) > 1 or (relations and len(by_name) > 1):
+                raise BadUserInput(
+                    f"{key} names different fields under nodes and edges; give each an alias"
+                )
+            for name, same in by_name.items():
+                field = binding.fields.get(name)
+                if field is not None:
+                    columns[field.name] = None
+                elif name in binding.relations:
+                    children.append(self._child(binding, parent_type, key, name, same))
         return tuple(columns), tuple(children)
+
+    def _child(
+        self,
+        binding: EntityBinding,
+        parent_type: GraphQLObjectType,
+        key: str,
+        name: str,
+        nodes: list[FieldNode],
+    ) -> ChildPlan:
+        relation = binding.relations[name]
+        args = self._arguments(parent_type, name, nodes)
+        target = self.bindings[relation.target].entity
+        if relation.cardinality is Cardinality.MANY:
+            return ChildPlan(key, relation, self.connection(target, nodes, args))
+        return ChildPlan(key, relation, self.object(target, nodes, None))
 
     def connection_shape(self, entity: EntityMetadata, nodes: list[FieldNode]) -> ConnectionShape:
         """How a connection's answer is laid out, key by key, as the client selected it."""

@@ -66,9 +66,15 @@ async def graphql_endpoint(request: Request) -> Response:
     assert schema is not None
     context = RequestContext(principal, runtime.fno, runtime.catalog, runtime.limits)
     if schema.fast is not None and runtime.settings.fast_reads:
-        answer = await schema.fast.execute(
-            params.query, params.variables, params.operation_name, context
-        )
+        try:
+            answer = await schema.fast.execute(
+                params.query, params.variables, params.operation_name, context
+            )
+        except GatewayError:
+            answer = None  # the generic path reports it, with its path and location
+        except Exception:
+            log.exception("fast read path failed; answering on the generic path")
+            answer = None
         if answer is not None:
             return Response(answer, 200, media_type=media_type)
     result = await schema.execute(
