@@ -149,7 +149,7 @@ class FastReads:
                 reads.append(self._plan(planner, root, nodes))
                 keys.append(key)
             statement = context.fno.prepare_json(reads) if reads else ()
-        except (GatewayError, NotImplementedError):
+        except GatewayError:
             return None
         if statement is None:
             return None

@@ -51,6 +51,10 @@ _EMPTY: ColumnElement[Any] = literal_column("'[]'::json")
 _ALL: ColumnElement[Any] = literal_column("()")
 
 
+class Unsupported(Exception):
+    """A selection this builder does not cover; the generic path answers it."""
+
+
 def _text(value: str) -> ColumnElement[str]:
     """A GraphQL name or F&O field name as an SQL literal (names only: checked)."""
     if not _NAME.fullmatch(value):
@@ -183,7 +187,7 @@ class JsonStatements:
             else:
                 pieces.append(_text(entry.name))
         if len(pieces) > 100:
-            raise NotImplementedError("json_build_object takes at most 100 arguments")
+            raise Unsupported("json_build_object takes at most 100 arguments")
         return func.json_build_object(*pieces)
 
     def _total(self, plan: QueryPlan, correlation: Any) -> ColumnElement[Any]:

@@ -16,7 +16,7 @@ from sqlalchemy import Select, Table, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from datasources.sql.json_statements import JsonStatements
+from datasources.sql.json_statements import JsonStatements, Unsupported
 from datasources.sql.metadata import dataarea, read_entities
 from datasources.sql.statements import RANK, TOTAL, Statements
 from datasources.sql.tables import entity_table
@@ -73,7 +73,10 @@ class SqlDataSource:
         """
         if self.json is None:
             return None
-        columns = [self.json.root(plan, shape) for plan, shape in reads]
+        try:
+            columns = [self.json.root(plan, shape) for plan, shape in reads]
+        except Unsupported:
+            return None
         companies = {plan.company for plan, _ in reads if plan.company is not None}
         for company in sorted(companies):
             columns.append(select(dataarea.c.id).where(dataarea.c.id == company).exists())
