@@ -63,8 +63,8 @@ class Runtime:
     async def open(cls, settings: Settings) -> Runtime:
         if settings.uses_data_dir:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        fno_engine = create_engine(settings.store_url("fno"))
-        control_engine = create_engine(settings.store_url("control"))
+        fno_engine = create_engine(settings.store_url("fno"), settings.pool_size)
+        control_engine = create_engine(settings.store_url("control"), settings.pool_size)
         if settings.demo and not await _has_metadata(fno_engine):
             log.info("creating the demo F&O store (scale %s)", settings.demo_scale)
             await build_demo_store(fno_engine, settings.demo_scale)

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     )
     max_page_size: int = Field(10_000, ge=1, description="Largest first/last a connection accepts.")
     max_depth: int = Field(12, ge=1, description="Deepest selection a query may have.")
+    pool_size: int = Field(
+        20, ge=1, description="Connections kept open to each PostgreSQL store, per worker."
+    )
     fast_reads: bool = Field(
         True, description="Answer entity reads with one statement whose JSON the store builds."
     )

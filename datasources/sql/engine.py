@@ -20,8 +20,14 @@ def async_url(url: str) -> str:
     return parsed.set(drivername=_ASYNC_DRIVERS[backend]).render_as_string(hide_password=False)
 
 
-def create_engine(url: str, **options: Any) -> AsyncEngine:
-    engine = create_async_engine(async_url(url), **options)
+def create_engine(url: str, pool_size: int | None = None, **options: Any) -> AsyncEngine:
+    """An engine for a store URL. `pool_size` keeps that many connections open (server
+    stores only): sized to the concurrency, so a busy gateway reuses connections instead
+    of opening and closing overflow ones per request."""
+    full = async_url(url)
+    if pool_size is not None and not full.startswith("sqlite"):
+        options = {"pool_size": pool_size, "max_overflow": pool_size, **options}
+    engine = create_async_engine(full, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
