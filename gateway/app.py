@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,6 +27,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Runtime]]:
         runtime = await Runtime.open(settings)
         _app.state.runtime = runtime
+        # What start-up built (schema, catalog, engines) lives as long as the process:
+        # keep it out of the collector's full passes, which otherwise stall requests.
+        gc.freeze()
         log.info("ready: GraphiQL at http://%s:%s/graphql", settings.host, settings.port)
         if settings.anonymous_reads and settings.host not in ("127.0.0.1", "localhost", "::1"):
             log.warning(
