@@ -23,7 +23,7 @@ from strawberry.types.field import StrawberryField
 from gateway.auth import Role
 from gateway.kernel.catalog import Cardinality, EntityMetadata, EnumType, FieldType, ResolvedCatalog
 from gateway.kernel.errors import BadUserInput
-from gateway.kernel.plan import And, Compare, Connection, Op, QueryPlan, child_slot
+from gateway.kernel.plan import Connection, child_slot
 from schema.context import RequestContext
 from schema.filters import OPERATOR_INPUTS, NullsOrder, OrderDirection, enum_operators
 from schema.naming import Inflector
@@ -254,19 +254,12 @@ class EntityTypes:
         key_fields = entity.key
         arguments = [(self.names.field(f), self._scalar(entity, f.name)) for f in key_fields]
 
-        async def resolve(info: strawberry.Info, **values: Any) -> Any:
+        async def resolve(info: strawberry.Info, **_: Any) -> Any:
             context: RequestContext = info.context
             context.require(Role.READER)
             raw = info._raw_info
-            compares = []
-            for f in key_fields:
-                value = values[self.names.field(f)]
-                if f.name == entity.company_field:
-                    value = str(value).lower()
-                compares.append(Compare(f.name, Op.EQ, getattr(value, "value", value)))
-            plan: QueryPlan = self._planner(info).object(
-                entity, list(raw.field_nodes), And(tuple(compares))
-            )
+            args = planner_arguments(raw)
+            plan = self._planner(info).by_key(entity, list(raw.field_nodes), args)
             page = await context.fno.fetch(plan)
             return page.rows[0] if page.rows else None
 

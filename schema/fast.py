@@ -32,7 +32,7 @@ from graphql.execution.values import get_variable_values
 from gateway.auth import Role
 from gateway.kernel.catalog import EntityMetadata
 from gateway.kernel.errors import GatewayError
-from gateway.kernel.plan import And, Compare, Op, QueryPlan
+from gateway.kernel.plan import QueryPlan
 from gateway.kernel.shape import Shape
 from schema.context import RequestContext
 from schema.entities import company_argument
@@ -162,14 +162,6 @@ class FastReads:
         args = get_argument_values(definition, nodes[0], planner.variables)
         entity = root.entity
         if root.by_key:
-            names = self.bindings[entity.name]
-            compares = []
-            for field in entity.key:
-                value = args[next(k for k, f in names.fields.items() if f is field)]
-                if field.name == entity.company_field:
-                    value = str(value).lower()
-                compares.append(Compare(field.name, Op.EQ, getattr(value, "value", value)))
-            plan = planner.object(entity, nodes, And(tuple(compares)))
-            return plan, planner.row_shape(entity, nodes)
+            return planner.by_key(entity, nodes, args), planner.row_shape(entity, nodes)
         plan = planner.connection(entity, nodes, args, company_argument(entity, args))
         return plan, planner.connection_shape(entity, nodes)

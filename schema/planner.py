@@ -116,6 +116,21 @@ class Planner:
             children=children,
         )
 
+    def by_key(
+        self, entity: EntityMetadata, nodes: list[FieldNode], args: Mapping[str, Any]
+    ) -> QueryPlan:
+        """A by-key read: every key field equal to its argument (the company in any case)."""
+        binding = self.bindings[entity.name]
+        compares: list[Filter] = []
+        for name, field in binding.fields.items():
+            if not field.is_key:
+                continue
+            value = _enum_value(args[name])
+            if field.name == entity.company_field:
+                value = str(value).lower()
+            compares.append(Compare(field.name, Op.EQ, value))
+        return self.object(entity, nodes, And(tuple(compares)))
+
     def object(
         self, entity: EntityMetadata, nodes: list[FieldNode], where: Filter | None
     ) -> QueryPlan:

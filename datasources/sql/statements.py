@@ -7,13 +7,14 @@ bookkeeping columns the source strips.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, and_, func, select, true
+from sqlalchemy import ColumnElement, Select, and_, func, select, true
 
 from datasources.sql.compiler import (
     ColumnFor,
+    TableFor,
     columns_of,
     filter_clause,
     key_match,
@@ -21,11 +22,10 @@ from datasources.sql.compiler import (
     keyset_clause,
     order_clauses,
 )
-from gateway.kernel.catalog import Cardinality, EntityMetadata
+from gateway.kernel.catalog import Cardinality
 from gateway.kernel.plan import ChildPlan, OrderTerm, PageRequest, QueryPlan
 
 TOTAL, RANK = "@total", "@rank"
-TableFor = Callable[[EntityMetadata], Table]
 
 
 class Statements:
