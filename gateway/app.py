@@ -10,10 +10,11 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from gateway.http.graphql import graphql_endpoint
+from gateway.http.websocket import GraphQLWebSocket
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 
@@ -42,9 +43,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await runtime.close()
 
-    return Starlette(
+    app: Starlette = Starlette(
         routes=[
             Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", GraphQLWebSocket(lambda: app.state.runtime)),
             Route("/healthz", healthz),
             Mount(
                 "/static/graphiql",
@@ -53,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         lifespan=lifespan,
     )
+    return app
 
 
 async def healthz(_request: Request) -> Response:

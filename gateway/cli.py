@@ -14,7 +14,8 @@ from typing import Any
 import uvicorn
 from tqdm import tqdm
 
-from gateway.auth import Role, TokenAuthority
+from gateway.auth import Role
+from gateway.kernel.errors import GatewayError
 from gateway.settings import Settings
 
 
@@ -32,15 +33,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--scale", type=float, default=1.0, help="1 = 1,000 customers, ~10,000 lines")
     _store_flags(demo)
 
-    token = commands.add_parser(
-        "token", help="print a bearer token signed with the gateway's secret"
-    )
-    token.add_argument("--sub", default="admin", help="who the token names")
-    token.add_argument(
-        "--role", action="append", choices=[r.value for r in Role], help="repeatable"
-    )
-    token.add_argument("--hours", type=float, default=12.0, help="lifetime")
-    _store_flags(token)
+    token = commands.add_parser("token", help="API keys and signed tokens")
+    tokens = token.add_subparsers(dest="token_command", required=True)
+    create = tokens.add_parser("create", help="create an API key (printed once, stored hashed)")
+    jwt_token = tokens.add_parser("jwt", help="print a JWT signed with the gateway's secret")
+    for sub in (create, jwt_token):
+        sub.add_argument("--sub", default="admin", help="who it names (a user's email)")
+        sub.add_argument(
+            "--role", action="append", choices=[r.value for r in Role], help="repeatable"
+        )
+        sub.add_argument(
+            "--company",
+            action="append",
+            help="a legal entity it may read (repeatable; default: all)",
+        )
+        _store_flags(sub)
+    create.add_argument("--description", default="", help="what the key is for")
+    jwt_token.add_argument("--hours", type=float, default=12.0, help="lifetime")
+    listing = tokens.add_parser("list", help="list API keys")
+    revoke = tokens.add_parser("revoke", help="revoke an API key")
+    revoke.add_argument("id", help="the key's id (see `token list`)")
+    for sub in (listing, revoke):
+        _store_flags(sub)
 
     schema = commands.add_parser("schema", help="print the GraphQL schema (SDL) as served now")
     _store_flags(schema)
@@ -55,10 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         return asyncio.run(_demo(settings, args.scale))
     if args.command == "token":
-        roles = [Role(r) for r in (args.role or ["admin"])]
-        authority = TokenAuthority(settings.token_secret(), settings.anonymous_reads)
-        print(authority.issue(args.sub, roles, dt.timedelta(hours=args.hours)))
-        return 0
+        return asyncio.run(_token(settings, args))
     return asyncio.run(_schema(settings))
 
 
@@ -134,6 +145,48 @@ async def _demo(settings: Settings, scale: float) -> int:
             written = await build_demo_store(engine, scale, bar.update)  # type: ignore[arg-type]
         print(f"wrote {written:,} rows to {make_url(settings.store_url('fno'))!r}")
         return 0
+    finally:
+        await engine.dispose()
+
+
+async def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from datasources.sql.engine import create_engine
+    from gateway.auth import Authenticator
+    from gateway.control import create_control_schema
+
+    if settings.control_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.store_url("control"))
+    try:
+        auth = Authenticator(engine, settings.token_secret(), settings.anonymous_reads)
+        command = args.token_command
+        roles = [Role(r) for r in (getattr(args, "role", None) or ["admin"])]
+        if command == "jwt":
+            print(auth.issue(args.sub, roles, dt.timedelta(hours=args.hours), args.company))
+            return 0
+        await create_control_schema(engine)
+        if command == "create":
+            key, secret = await auth.create_key(args.sub, roles, args.company, args.description)
+            print(secret)
+            print(
+                f"API key {key.id} for {key.subject} ({', '.join(sorted(key.roles))}): "
+                "shown this once",
+                file=sys.stderr,
+            )
+        elif command == "list":
+            for key in await auth.keys():
+                state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+                print(
+                    f"{key.id}  {key.subject}  {','.join(sorted(key.roles))}  {state}  "
+                    f"{key.description}"
+                )
+        else:
+            key = await auth.revoke_key(args.id)
+            print(f"revoked {key.id} ({key.subject})")
+        return 0
+    except GatewayError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
     finally:
         await engine.dispose()
 

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
+import sys
 from dataclasses import dataclass
 
 import anyio.to_thread
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from datasources.dataverse.provisioner import Location
 from datasources.fno_demo.generate import build_demo_store
 from datasources.sql.engine import create_engine
 from datasources.sql.source import SqlDataSource
-from gateway.auth import TokenAuthority
+from gateway import demo_tenant
+from gateway.auth import Authenticator, Role
 from gateway.catalog.service import CatalogService
 from gateway.control import create_control_schema
+from gateway.feed import Notifier
+from gateway.jobs import JobRunner
 from gateway.settings import Settings
+from gateway.setup import addins, service
+from gateway.setup.addins import AddInService
+from gateway.setup.service import IntegrationService
+from gateway.tenant import TenantService
 from schema.builder import GatewaySchema, build_schema
-from schema.context import ReadLimits
+from schema.context import ReadLimits, Services
 
 log = logging.getLogger("gateway")
 
@@ -56,8 +66,14 @@ class Runtime:
     fno: SqlDataSource
     catalog: CatalogService
     schemas: SchemaHolder
-    authority: TokenAuthority
     limits: ReadLimits
+    services: Services
+    runner: JobRunner
+    notifier: Notifier
+
+    @property
+    def auth(self) -> Authenticator:
+        return self.services.auth
 
     @classmethod
     async def open(cls, settings: Settings) -> Runtime:
@@ -75,6 +91,9 @@ class Runtime:
         schemas = SchemaHolder(catalog, settings.max_depth)
         await schemas.rebuild()
         catalog.on_change(schemas.rebuild)
+        services, runner, notifier = await _control_plane(settings, control_engine)
+        if settings.run_jobs:
+            runner.start()
         return cls(
             settings=settings,
             fno_engine=fno_engine,
@@ -82,13 +101,48 @@ class Runtime:
             fno=fno,
             catalog=catalog,
             schemas=schemas,
-            authority=TokenAuthority(settings.token_secret(), settings.anonymous_reads),
             limits=ReadLimits(settings.default_page_size, settings.max_page_size),
+            services=services,
+            runner=runner,
+            notifier=notifier,
         )
 
     async def close(self) -> None:
+        await self.runner.stop()
         await self.fno_engine.dispose()
         await self.control_engine.dispose()
+
+
+async def _control_plane(
+    settings: Settings, control: AsyncEngine
+) -> tuple[Services, JobRunner, Notifier]:
+    notifier = Notifier(settings.poll_seconds)
+    runner = JobRunner(
+        control, dt.timedelta(seconds=settings.job_lease_seconds), settings.poll_seconds
+    )
+    tenant = TenantService(control)
+    integrations = IntegrationService(
+        control, tenant, Location(settings.dataverse_home()), notifier, runner.wake
+    )
+    add_ins = AddInService(control, tenant, notifier, runner.wake)
+    runner.register(service.JOB_KIND, integrations.step)
+    runner.register(addins.JOB_KIND, add_ins.step)
+    auth = Authenticator(
+        control, settings.token_secret(), settings.anonymous_reads, settings.jwt_public_key
+    )
+    admin = demo_tenant.ADMINISTRATOR if settings.demo else "admin"
+    name = "Contoso" if settings.demo else "Tenant"
+    if await tenant.ensure(name, demo_tenant.TENANT_ID, demo_tenant.DEMO_CAPACITY):
+        if settings.demo:
+            await demo_tenant.seed_demo_tenant(tenant, settings.store_url("fno"))
+        _, key = await auth.create_key(admin, [Role.ADMIN], description="created on first start")
+        print(
+            f"\nAn admin API key for {admin} (shown this once; keep it):\n\n    {key}\n\n"
+            'In GraphiQL, open Headers and add {"Authorization": "Bearer <that key>"}.\n',
+            file=sys.stderr,
+            flush=True,
+        )
+    return Services(auth, tenant, integrations, add_ins), runner, notifier
 
 
 async def _has_metadata(engine: AsyncEngine) -> bool:

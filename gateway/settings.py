@@ -30,9 +30,25 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = Field(
         None, description="HS256 secret for tokens; default: generated into the data folder."
     )
-    anonymous_reads: bool = Field(
-        True, description="Let callers without a token read (never write)."
+    jwt_public_key: str | None = Field(
+        None, description="PEM public key: also accept RS256 tokens signed by its private key."
     )
+    anonymous_reads: bool = Field(
+        False, description="Let callers without a token read F&O data (never change anything)."
+    )
+    dataverse_location: str | None = Field(
+        None,
+        description="Where setup creates Dataverse stores: a folder (SQLite files) or a "
+        "PostgreSQL server URL (a database each); default: the control store's server, or "
+        "the data folder.",
+    )
+    job_lease_seconds: float = Field(
+        30.0, gt=0, description="A job whose runner stops renewing is taken over after this."
+    )
+    poll_seconds: float = Field(
+        1.0, gt=0, description="How often jobs and streams look for work from other replicas."
+    )
+    run_jobs: bool = Field(True, description="Run durable jobs (setup, add-ins) in this process.")
     default_page_size: int = Field(
         100, ge=1, description="Page size when a connection gets neither first nor last."
     )
@@ -52,6 +68,14 @@ class Settings(BaseSettings):
         if configured:
             return configured
         return f"sqlite:///{(self.data_dir / f'{which}.db').resolve()}"
+
+    def dataverse_home(self) -> str:
+        if self.dataverse_location:
+            return self.dataverse_location
+        control = self.store_url("control")
+        if control.startswith(("postgresql://", "postgres://")):
+            return control
+        return str((self.data_dir / "dataverse").resolve())
 
     @property
     def uses_data_dir(self) -> bool:

@@ -20,8 +20,7 @@ from strawberry.tools import create_type
 from strawberry.types import ExecutionContext
 
 from gateway.kernel.catalog import ResolvedCatalog
-from schema import lean
-from schema.catalog_api import CATALOG_QUERY_FIELDS, Mutation
+from schema import catalog_api, lean, setup_api, tenant_api
 from schema.entities import EntityTypes
 from schema.fast import FastReads, RootField
 from schema.naming import Inflector
@@ -62,10 +61,17 @@ def build_schema(
         *QueryDepthLimiter(max_depth=max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
     ]
-    query: Any = create_type("Query", [*CATALOG_QUERY_FIELDS, *root_fields])
+    query: Any = create_type(
+        "Query", [*catalog_api.QUERIES, *tenant_api.QUERIES, *setup_api.QUERIES, *root_fields]
+    )
+    mutation: Any = create_type(
+        "Mutation", [*catalog_api.MUTATIONS, *tenant_api.MUTATIONS, *setup_api.MUTATIONS]
+    )
+    subscription: Any = create_type("Subscription", setup_api.SUBSCRIPTIONS)
     schema = GatewaySchema(
         query=query,
-        mutation=Mutation,
+        mutation=mutation,
+        subscription=subscription,
         config=StrawberryConfig(
             auto_camel_case=False, default_resolver=read_field, scalar_map=dict(SCALAR_MAP)
         ),

@@ -98,36 +98,35 @@ async def catalog_entity(info: strawberry.Info, name: str) -> CatalogEntity:
     return to_graphql(await context.catalog.entry(name))
 
 
-@strawberry.type
-class Mutation:
-    @strawberry.mutation(
-        name="setEntityVisible",
-        description="Put an entity in the schema (or take it out). The new schema serves "
-        "the next request; no restart.",
-    )
-    async def set_entity_visible(
-        self, info: strawberry.Info, name: str, visible: bool
-    ) -> CatalogEntity:
-        context: RequestContext = info.context
-        context.require(Role.ADMIN)
-        return to_graphql(await context.catalog.set_visible(name, visible))
-
-    @strawberry.mutation(
-        name="refreshEntity", description="Re-read an entity's definition from the F&O store."
-    )
-    async def refresh_entity(self, info: strawberry.Info, name: str) -> CatalogEntity:
-        context: RequestContext = info.context
-        context.require(Role.ADMIN)
-        return to_graphql(await context.catalog.refresh(name))
-
-    @strawberry.mutation(
-        name="refreshCatalog",
-        description="Discover entities the F&O store published or withdrew since the last look.",
-    )
-    async def refresh_catalog(self, info: strawberry.Info) -> list[CatalogEntity]:
-        context: RequestContext = info.context
-        context.require(Role.ADMIN)
-        return [to_graphql(e) for e in await context.catalog.sync()]
+@strawberry.mutation(
+    name="setEntityVisible",
+    description="Put an entity in the schema (or take it out). The new schema serves "
+    "the next request; no restart.",
+)
+async def set_entity_visible(info: strawberry.Info, name: str, visible: bool) -> CatalogEntity:
+    context: RequestContext = info.context
+    context.require(Role.ADMIN)
+    return to_graphql(await context.catalog.set_visible(name, visible))
 
 
-CATALOG_QUERY_FIELDS = [entity_catalog, catalog_entity]
+@strawberry.mutation(
+    name="refreshEntity", description="Re-read an entity's definition from the F&O store."
+)
+async def refresh_entity(info: strawberry.Info, name: str) -> CatalogEntity:
+    context: RequestContext = info.context
+    context.require(Role.ADMIN)
+    return to_graphql(await context.catalog.refresh(name))
+
+
+@strawberry.mutation(
+    name="refreshCatalog",
+    description="Discover entities the F&O store published or withdrew since the last look.",
+)
+async def refresh_catalog(info: strawberry.Info) -> list[CatalogEntity]:
+    context: RequestContext = info.context
+    context.require(Role.ADMIN)
+    return [to_graphql(e) for e in await context.catalog.sync()]
+
+
+QUERIES = [entity_catalog, catalog_entity]
+MUTATIONS = [set_entity_visible, refresh_entity, refresh_catalog]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from datasources.base import DataSource
-from gateway.auth import Principal, Role
+from gateway.auth import Authenticator, Principal, Role
 from gateway.catalog.service import CatalogService
 from gateway.kernel.errors import Forbidden, Unauthenticated
+from gateway.setup.addins import AddInService
+from gateway.setup.service import IntegrationService
+from gateway.tenant import TenantService
 
 
 @dataclass(frozen=True)
@@ -17,20 +21,53 @@ class ReadLimits:
 
 
 @dataclass(frozen=True)
+class Services:
+    """The control plane's services (the read path needs none of them)."""
+
+    auth: Authenticator
+    tenant: TenantService
+    integrations: IntegrationService
+    add_ins: AddInService
+
+
+@dataclass
 class RequestContext:
     principal: Principal
     fno: DataSource
     catalog: CatalogService
     limits: ReadLimits
+    services: Services | None = None
+    connection_params: dict[str, Any] | None = field(default=None, repr=False)
+    """A WebSocket's connection_init payload (where its Authorization travels)."""
+    rejection: str | None = None
+    """Why a WebSocket's credentials were refused: every operation on it reports this."""
 
-    def require(self, role: Role) -> None:
-        """Refuse the operation unless the caller holds `role` (admin holds every role)."""
-        if self.principal.has(role):
-            return
+    @property
+    def control(self) -> Services:
+        assert self.services is not None, "the control plane is not wired into this context"
+        return self.services
+
+    def authenticated(self) -> Principal:
+        """The caller, who must have presented valid credentials."""
+        if self.rejection is not None:
+            raise Unauthenticated(self.rejection)
         if self.principal.anonymous:
             raise Unauthenticated(
-                f"this operation needs the {role.value} role: "
-                "send 'Authorization: Bearer <token>' (see `fno-gateway token`)"
+                "sign in first: send 'Authorization: Bearer <token or API key>' "
+                "(`fno-gateway token create`)"
+            )
+        return self.principal
+
+    def require(self, role: Role) -> Principal:
+        """Refuse the operation unless the caller holds `role` (admin holds every role)."""
+        if self.rejection is not None:
+            raise Unauthenticated(self.rejection)
+        if self.principal.has(role):
+            return self.principal
+        if self.principal.anonymous:
+            raise Unauthenticated(
+                f"this operation needs the {role.value} role: send "
+                "'Authorization: Bearer <token or API key>' (`fno-gateway token create`)"
             )
         raise Forbidden(
             f"this operation needs the {role.value} role, which {self.principal.subject} lacks"

@@ -232,6 +232,8 @@ class EntityTypes:
             planner = self._planner(info)
             args = planner_arguments(raw)
             company = company_argument(entity, args)
+            if entity.company_scoped:
+                context.principal.check_company(company)
             plan = planner.connection(entity, list(raw.field_nodes), args, company)
             page = await context.fno.fetch(plan)
             if company is not None and not page.rows:
@@ -259,6 +261,8 @@ class EntityTypes:
             context.require(Role.READER)
             raw = info._raw_info
             args = planner_arguments(raw)
+            for company in companies_asked(self.bindings[entity.name], args, by_key=True):
+                context.principal.check_company(company)
             plan = self._planner(info).by_key(entity, list(raw.field_nodes), args)
             page = await context.fno.fetch(plan)
             return page.rows[0] if page.rows else None
@@ -303,6 +307,20 @@ def company_argument(entity: EntityMetadata, args: dict[str, Any]) -> str | None
             'as "USMF") or crossCompany: true to read every company'
         )
     return None if cross else str(company).lower()
+
+
+def companies_asked(
+    binding: EntityBinding, args: dict[str, Any], by_key: bool
+) -> tuple[str | None, ...]:
+    """The legal entities a root read asks for: none for a cross-company entity, (None,)
+    for every company."""
+    entity = binding.entity
+    if not entity.company_scoped:
+        return ()
+    if not by_key:
+        return (company_argument(entity, args),)
+    name = next(n for n, f in binding.fields.items() if f.name == entity.company_field)
+    return (str(args[name]).lower(),)
 
 
 async def _check_company(context: RequestContext, company: str) -> None:

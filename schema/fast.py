@@ -35,7 +35,7 @@ from gateway.kernel.errors import GatewayError
 from gateway.kernel.plan import QueryPlan
 from gateway.kernel.shape import Shape
 from schema.context import RequestContext
-from schema.entities import company_argument
+from schema.entities import companies_asked, company_argument
 from schema.planner import EntityBinding, Planner
 
 PREPARED_CACHE = 512
@@ -49,6 +49,7 @@ class _Prepared:
     reads: tuple[str, ...]  # the keys the statement answers, in its column order
     constants: dict[str, bytes]  # the keys answered without the store (__typename)
     statement: object
+    companies: tuple[str | None, ...]  # legal entities read (None: every one)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,11 @@ class FastReads:
         )
         if prepared is None:
             return None
+        principal = context.principal
+        if principal.companies is not None and not all(
+            principal.may_read(c) for c in prepared.companies
+        ):
+            return None  # the generic path says which legal entity is not allowed
         self._prepared[request] = prepared  # most recently used last
         if len(self._prepared) > PREPARED_CACHE:
             self._prepared.pop(next(iter(self._prepared)))
@@ -135,6 +141,7 @@ class FastReads:
         planner = Planner(self.bindings, context.limits, self.schema, fragments, coerced)
         roots = planner.collect_root(operation.selection_set)
         reads: list[tuple[QueryPlan, Shape]] = []
+        companies: list[str | None] = []
         keys: list[str] = []
         constants: dict[str, bytes] = {}
         try:
@@ -146,21 +153,26 @@ class FastReads:
                 root = self.roots.get(name)
                 if root is None:
                     return None
-                reads.append(self._plan(planner, root, nodes))
+                reads.append(self._plan(planner, root, nodes, companies))
                 keys.append(key)
             statement = context.fno.prepare_json(reads) if reads else ()
         except GatewayError:
             return None
         if statement is None:
             return None
-        return _Prepared(tuple(roots), tuple(keys), constants, statement)
+        return _Prepared(tuple(roots), tuple(keys), constants, statement, tuple(companies))
 
     def _plan(
-        self, planner: Planner, root: RootField, nodes: list[FieldNode]
+        self,
+        planner: Planner,
+        root: RootField,
+        nodes: list[FieldNode],
+        companies: list[str | None],
     ) -> tuple[QueryPlan, Shape]:
         definition = self.schema.query_type.fields[nodes[0].name.value]  # type: ignore[union-attr]
         args = get_argument_values(definition, nodes[0], planner.variables)
         entity = root.entity
+        companies += companies_asked(self.bindings[entity.name], args, root.by_key)
         if root.by_key:
             return planner.by_key(entity, nodes, args), planner.row_shape(entity, nodes)
         plan = planner.connection(entity, nodes, args, company_argument(entity, args))

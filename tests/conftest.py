@@ -129,6 +129,7 @@ class Gateway:
     backend: str
     fno_url: str
     server: ServerThread
+    _reader: str | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -145,14 +146,17 @@ class Gateway:
         runtime: Runtime = self.app.state.runtime
         return runtime
 
-    def token(self, *roles: Role, sub: str = "tester") -> str:
+    def token(self, *roles: Role, sub: str = "tester", companies: list[str] | None = None) -> str:
         import datetime as dt
 
-        return self.runtime.authority.issue(sub, list(roles), dt.timedelta(hours=1))
+        return self.runtime.auth.issue(sub, list(roles), dt.timedelta(hours=1), companies)
 
     def query(
         self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
     ) -> dict[str, Any]:
+        """Sent as a reader of every company unless `token` says otherwise (ANONYMOUS: none)."""
+        if token is None:
+            token = self.reader
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         response = self.client.post(
             "/graphql", json={"query": query, "variables": variables}, headers=headers
@@ -174,6 +178,12 @@ class Gateway:
         assert body.get("errors"), body
         error: dict[str, Any] = body["errors"][0]
         return error
+
+    @property
+    def reader(self) -> str:
+        if self._reader is None:
+            self._reader = self.token(Role.READER)
+        return self._reader
 
     def count_statements(self) -> StatementCounter:
         return StatementCounter(self.runtime.fno_engine.sync_engine)
@@ -245,6 +255,8 @@ def start_gateway(
         f"http://127.0.0.1:{running.port}", app, client, backend, fno_url, running
     ), running
 
+
+ANONYMOUS = ""  # token=ANONYMOUS sends no credentials
 
 READ_PATHS = ["sqlite", "postgresql", "postgresql-generic"]
 

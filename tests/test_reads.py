@@ -236,7 +236,8 @@ def test_bad_input_gets_codes_not_500(gateway: Gateway) -> None:
         ),
     }
     for query, (code, words) in cases.items():
-        response = gateway.client.post("/graphql", json={"query": query})
+        headers = {"Authorization": f"Bearer {gateway.reader}"}
+        response = gateway.client.post("/graphql", json={"query": query}, headers=headers)
         assert response.status_code == 200, response.text
         error = response.json()["errors"][0]
         assert error["extensions"]["code"] == code, (query, error)

@@ -54,7 +54,7 @@ async def graphql_endpoint(request: Request) -> Response:
         params = await _read_params(request)
         if request.method == "GET":
             _refuse_mutation_over_get(params)
-        principal = runtime.authority.authenticate(request.headers.get("authorization"))
+        principal = await runtime.auth.authenticate(request.headers.get("authorization"))
     except RequestError as exc:
         return _request_error(media_type, exc.status, str(exc), exc.headers)
     except Unauthenticated as exc:
@@ -64,7 +64,9 @@ async def graphql_endpoint(request: Request) -> Response:
 
     schema = runtime.schemas.current
     assert schema is not None
-    context = RequestContext(principal, runtime.fno, runtime.catalog, runtime.limits)
+    context = RequestContext(
+        principal, runtime.fno, runtime.catalog, runtime.limits, runtime.services
+    )
     if schema.fast is not None and runtime.settings.fast_reads:
         try:
             answer = await schema.fast.execute(

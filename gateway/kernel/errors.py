@@ -7,6 +7,7 @@
     ├── NotFound            NOT_FOUND           the named thing does not exist
     ├── Conflict            CONFLICT            the row changed under the caller
     ├── CatalogError        CATALOG_INVALID     entity metadata that cannot be exposed
+    ├── PrerequisiteFailed  PREREQUISITE_FAILED the environment is not ready; the message lists why
     └── UpstreamFailed      UPSTREAM_FAILED     a store failed; the message is the store's
 
 Anything else raised while serving a request is an internal error: masked for the
@@ -25,6 +26,11 @@ class GatewayError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        """What graphql-core puts in `extensions` when a resolver raises this error."""
+        return {"code": self.code, **self.details}
 
 
 class BadUserInput(GatewayError):
@@ -49,6 +55,10 @@ class Conflict(GatewayError):
 
 class CatalogError(GatewayError):
     code = "CATALOG_INVALID"
+
+
+class PrerequisiteFailed(GatewayError):
+    code = "PREREQUISITE_FAILED"
 
 
 class UpstreamFailed(GatewayError):

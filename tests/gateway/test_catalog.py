@@ -10,7 +10,7 @@ from datasources.sql.metadata import publish_entity
 from datasources.sql.tables import entity_table
 from gateway.auth import Role
 from gateway.kernel.catalog import EntityField, EntityMetadata, FieldType
-from tests.conftest import Gateway, run_sql
+from tests.conftest import ANONYMOUS, Gateway, run_sql
 
 WAREHOUSE = EntityMetadata(
     name="WarehouseV2",
@@ -110,7 +110,7 @@ def test_changed_definition_is_flagged_until_refreshed(
 def test_catalog_mutations_need_an_admin(fresh_gateway: Callable[..., Gateway]) -> None:
     gw = fresh_gateway()
     mutation = 'mutation { setEntityVisible(name: "VendorGroup", visible: true) { visible } }'
-    assert gw.error(mutation)["extensions"]["code"] == "UNAUTHENTICATED"
+    assert gw.error(mutation, token=ANONYMOUS)["extensions"]["code"] == "UNAUTHENTICATED"
     assert gw.error(mutation, token=gw.token(Role.READER))["extensions"]["code"] == "FORBIDDEN"
     response = gw.client.post(
         "/graphql", json={"query": mutation}, headers={"Authorization": "Bearer not-a-token"}
@@ -131,11 +131,15 @@ def test_catalog_mutations_need_an_admin(fresh_gateway: Callable[..., Gateway]) 
     )
 
 
-def test_anonymous_reads_can_be_turned_off(fresh_gateway: Callable[..., Gateway]) -> None:
-    gw = fresh_gateway(anonymous_reads=False)
+def test_reads_need_credentials_unless_anonymous_reads_are_on(
+    fresh_gateway: Callable[..., Gateway],
+) -> None:
     query = "{ legalEntities { totalCount } }"
-    assert gw.error(query)["extensions"]["code"] == "UNAUTHENTICATED"
+    gw = fresh_gateway()
+    assert gw.error(query, token=ANONYMOUS)["extensions"]["code"] == "UNAUTHENTICATED"
     assert gw.data(query, token=gw.token(Role.READER))["legalEntities"]["totalCount"] == 3
+    open_gw = fresh_gateway(anonymous_reads=True)
+    assert open_gw.data(query, token=ANONYMOUS)["legalEntities"]["totalCount"] == 3
 
 
 def test_a_request_in_flight_keeps_the_schema_it_started_with(

@@ -23,18 +23,38 @@ def test_demo_builds_a_store_and_refuses_to_overwrite(tmp_path: Path, capsys) ->
     assert main(["demo", "--scale", "0.02", "--data-dir", str(tmp_path)]) == 1
 
 
-def test_token_is_signed_with_the_data_folder_secret(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    assert main(["token", "--sub", "alice", "--role", "reader", "--data-dir", str(tmp_path)]) == 0
+def test_jwt_is_signed_with_the_data_folder_secret(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    args = ["token", "jwt", "--sub", "alice", "--role", "reader", "--company", "USMF"]
+    assert main([*args, "--data-dir", str(tmp_path)]) == 0
     token = capsys.readouterr().out.strip()
     secret = (tmp_path / "jwt-secret").read_text().strip()
     claims = jwt.decode(token, secret, algorithms=["HS256"], issuer="fno-gateway")
     assert claims["sub"] == "alice" and claims["roles"] == ["reader"]
+    assert claims["companies"] == ["usmf"]
     assert oct((tmp_path / "jwt-secret").stat().st_mode & 0o777) == "0o600"
+
+
+def test_api_keys_are_created_listed_and_revoked(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    data = ["--data-dir", str(tmp_path)]
+    assert main(["token", "create", "--sub", "bot@contoso.com", "--role", "reader", *data]) == 0
+    key = capsys.readouterr().out.strip()
+    assert key.startswith("fgk_")
+    assert main(["token", "list", *data]) == 0
+    listed = capsys.readouterr().out
+    key_id = key[4:16]
+    assert key_id in listed and "bot@contoso.com" in listed and "active" in listed
+    assert key not in listed  # the secret is never shown again
+    assert main(["token", "revoke", key_id, *data]) == 0
+    assert main(["token", "list", *data]) == 0
+    assert "revoked" in capsys.readouterr().out
+    assert main(["token", "revoke", "nosuchkey", *data]) == 1
+    assert "no API key" in capsys.readouterr().err
 
 
 def test_serve_creates_the_data_folder_and_keeps_it(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {**os.environ, "GATEWAY_DEMO_SCALE": "0.02"}
+    admin_key = None
     for attempt, expected in enumerate((10, 11)):
         port = 18600 + os.getpid() % 1000 + attempt
         process = subprocess.Popen(
@@ -48,20 +68,36 @@ def test_serve_creates_the_data_folder_and_keeps_it(tmp_path: Path) -> None:
             deadline = time.monotonic() + 60
             while True:
                 try:
-                    response = httpx.post(
-                        f"http://127.0.0.1:{port}/graphql",
-                        json={"query": '{ customersV3(company: "USMF") { totalCount } }'},
-                    )
+                    httpx.get(f"http://127.0.0.1:{port}/healthz")
                     break
                 except httpx.ConnectError:
                     assert process.poll() is None
                     assert time.monotonic() < deadline
                     time.sleep(0.1)
+            query = {"query": '{ customersV3(company: "USMF") { totalCount } }'}
+            url = f"http://127.0.0.1:{port}/graphql"
+            assert httpx.post(url, json=query).json()["errors"][0]["extensions"]["code"] == (
+                "UNAUTHENTICATED"
+            )
+            if admin_key is None:  # first start: sign a token with the data folder's secret
+                secret = (data / "jwt-secret").read_text().strip()
+                claims = {"sub": "x", "roles": ["reader"], "iss": "fno-gateway", "exp": 2**32}
+                token = jwt.encode(claims, secret, algorithm="HS256")
+            else:  # the admin key printed on first start still works after a restart
+                token = admin_key
+            headers = {"Authorization": f"Bearer {token}"}
+            response = httpx.post(url, json=query, headers=headers)
             assert response.json() == {"data": {"customersV3": {"totalCount": expected}}}
         finally:
             process.terminate()
             output = process.communicate(timeout=20)[0]
         assert f"GraphiQL at http://127.0.0.1:{port}/graphql" in output
+        printed = [line.strip() for line in output.splitlines() if line.strip().startswith("fgk_")]
+        if attempt == 0:
+            assert "An admin API key for admin@contoso.com" in output and len(printed) == 1
+            admin_key = printed[0]
+        else:
+            assert printed == []  # shown once only
         assert (data / "fno.db").exists()
         assert (data / "control.db").exists()
         if attempt == 1:

@@ -22,10 +22,13 @@ QUERY = "{ legalEntities { totalCount } }"
 def sqlite_gateway(
     databases: Databases, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    """Transport behaviour does not depend on the store: one SQLite gateway serves it."""
+    """Transport behaviour does not depend on the store: one SQLite gateway serves it,
+    open to anonymous reads so requests here carry no credentials unless a test says so."""
     url = databases.new("sqlite")
     build_store(url, 0.02)
-    gw, running = start_gateway(tmp_path_factory.mktemp("http"), "sqlite", url)
+    gw, running = start_gateway(
+        tmp_path_factory.mktemp("http"), "sqlite", url, anonymous_reads=True
+    )
     yield gw
     gw.client.close()
     running.stop()

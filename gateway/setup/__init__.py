@@ -1,0 +1,1 @@
+"""Linking an F&O environment to Dataverse: setup jobs, status, and add-ins."""
