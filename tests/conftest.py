@@ -33,6 +33,8 @@ from gateway.settings import Settings
 PG_ADMIN_URL = os.environ.get(
     "GATEWAY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+JWT_SECRET = "test-secret-" + "x" * 32
+SESSION = uuid.uuid4().hex[:6]  # names this session's Dataverse databases, to drop them after
 TEST_SCALE = 0.1  # 100 customers, 200 orders, ~1,000 lines
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -83,8 +85,25 @@ class Databases:
 
     def drop_all(self) -> None:
         if self.admin is not None:
-            for name in self.created:
+            for name in [*self.created, *_pg_names(self.admin, f"dataverse_t{SESSION}%")]:
                 _pg_execute(self.admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _pg_names(admin_url: str, pattern: str) -> list[str]:
+    async def run() -> list[str]:
+        from sqlalchemy import text
+
+        engine = create_engine(admin_url)
+        try:
+            async with engine.connect() as conn:
+                rows = await conn.execute(
+                    text("SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": pattern}
+                )
+                return [r[0] for r in rows]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 def _pg_execute(admin_url: str, sql: str) -> None:
@@ -185,6 +204,10 @@ class Gateway:
             self._reader = self.token(Role.READER)
         return self._reader
 
+    def run(self, coroutine: Any, timeout: float = 60) -> Any:
+        """Run a coroutine on the server's loop (where its engines live) and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=timeout)
+
     def count_statements(self) -> StatementCounter:
         return StatementCounter(self.runtime.fno_engine.sync_engine)
 
@@ -239,15 +262,14 @@ def serve(app: Any) -> ServerThread:
 def start_gateway(
     tmp: Path, backend: str, fno_url: str, **settings: Any
 ) -> tuple[Gateway, ServerThread]:
-    control = f"sqlite:///{tmp / 'control.db'}"
-    config = Settings(
-        data_dir=tmp,
-        fno_url=fno_url,
-        control_url=control,
-        demo=False,
-        jwt_secret="test-secret-" + "x" * 32,
-        **settings,
-    )
+    defaults: dict[str, Any] = {
+        "data_dir": tmp,
+        "fno_url": fno_url,
+        "control_url": f"sqlite:///{tmp / 'control.db'}",
+        "demo": False,
+        "jwt_secret": JWT_SECRET,
+    }
+    config = Settings(**{**defaults, **settings})
     app = create_app(config)
     running = serve(app)
     client = httpx.Client(base_url=f"http://127.0.0.1:{running.port}", timeout=30)
@@ -314,6 +336,43 @@ def fresh_gateway(
     for gw, running in started:
         gw.client.close()
         running.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def control_plane(
+    request: pytest.FixtureRequest, databases: Databases, tmp_path: Path
+) -> Iterator[Callable[..., Gateway]]:
+    """A factory for a gateway whose stores (F&O, control, and the Dataverse stores setup
+    creates) are all on one backend, with the demo tenant (admin@contoso.com)."""
+    backend = request.param
+    started: list[tuple[Gateway, ServerThread]] = []
+
+    def start(**settings: Any) -> Gateway:
+        folder = tmp_path / f"gw{len(started)}"
+        folder.mkdir()
+        fno = databases.new(backend)
+        build_store(fno, 0.02)
+        pg = backend == "postgresql"
+        options: dict[str, Any] = {
+            "control_url": databases.new(backend) if pg else f"sqlite:///{folder / 'control.db'}",
+            "dataverse_location": databases.admin if pg else str(folder / "dataverse"),
+            "demo": True,
+            "poll_seconds": 0.1,
+            **settings,
+        }
+        gw, running = start_gateway(folder, backend, fno, **options)
+        started.append((gw, running))
+        return gw
+
+    yield start
+    for gw, running in started:
+        gw.client.close()
+        running.stop()
+
+
+def environment_name() -> str:
+    """An environment name no other test uses (its Dataverse database is named after it)."""
+    return f"t{SESSION}-{uuid.uuid4().hex[:8]}"
 
 
 def run_sql(url: str, *statements: str, params: dict[str, Any] | None = None) -> None:

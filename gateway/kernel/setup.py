@@ -92,8 +92,9 @@ def status_message(state: SetupState, stage: Stage, error: str | None) -> str:
     if state is SetupState.COMPLETED:
         return "Setup completed successfully"
     if state is SetupState.FAILED:
+        reason = (error or "unknown cause").rstrip(".")
         return (
-            f"Setup failed while trying to {STAGE_LABELS[stage]}: {error} "
+            f"Setup failed while trying to {STAGE_LABELS[stage]}: {reason}. "
             "Fix the cause, then choose Resume."
         )
     return "Not linked to a Power Platform environment"
@@ -138,6 +139,9 @@ class Check:
     name: str
     passed: bool
     message: str
+
+
+_UNIDENTIFIED = "cannot be checked until the environment administrator is identified"
 
 
 def check_prerequisites(facts: SetupFacts) -> list[Check]:
@@ -188,6 +192,8 @@ def check_prerequisites(facts: SetupFacts) -> list[Check]:
             admin is not None and bool(admin.licences),
             f"{admin.email} holds {', '.join(sorted(admin.licences))}"
             if admin is not None and admin.licences
+            else _UNIDENTIFIED
+            if admin is None
             else "the environment administrator needs a Dynamics 365 Unified Operations Plan "
             "or an app licence (Finance, Supply Chain Management, Commerce, Project Operations, "
             "Human Resources): assign one (assignLicence)",
@@ -201,6 +207,8 @@ def check_prerequisites(facts: SetupFacts) -> list[Check]:
                 has_role,
                 f"{facts.administrator_email} holds {', '.join(sorted(admin.roles))}"
                 if admin is not None and has_role
+                else _UNIDENTIFIED
+                if admin is None
                 else "only admins may create environments in this tenant: give the environment "
                 "administrator the Dynamics 365 admin or Power Platform admin role "
                 "(assignAdminRole), or let everyone create environments "

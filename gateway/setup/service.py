@@ -246,7 +246,7 @@ class IntegrationService:
     async def _validate(self, job: _Job) -> None:
         _refuse_failing(await self.prerequisites(job.environment.name), "the prerequisites fail")
         env = job.environment
-        await probe(env.fno_url)
+        await _reach_fno(env)
         async with connect(env.fno_url, write=False) as conn:
             published = await conn.run_sync(lambda c: c.dialect.has_table(c, sysdataentity.name))
         if not published:
@@ -297,7 +297,7 @@ class IntegrationService:
     async def _link(self, job: _Job) -> None:
         env = job.environment
         url = await self._dataverse_url(job)
-        await probe(env.fno_url)
+        await _reach_fno(env)
         tenant = await self._tenant.tenant()
         async with connect(url, write=True) as conn:
             details = {
@@ -316,7 +316,13 @@ class IntegrationService:
                 f"the Dataverse environment {job.dataverse_environment} is gone; unlink and set "
                 "up again"
             )
-        await probe(known.url)
+        try:
+            await probe(known.url)
+        except GatewayError as exc:
+            raise GatewayError(
+                f"the Dataverse environment {known.name} cannot be reached ({exc.message}): "
+                "bring its store back, then resume"
+            ) from exc
         return known.url
 
     async def _existing_check(self, environment: str, name: str) -> Check:
@@ -420,6 +426,16 @@ async def _exists(url: str) -> bool:
     except GatewayError:
         return False
     return True
+
+
+async def _reach_fno(env: Environment) -> None:
+    try:
+        await probe(env.fno_url)
+    except GatewayError as exc:
+        raise GatewayError(
+            f"the F&O store of {env.name} cannot be reached ({exc.message}): fix it or point "
+            "the environment at its store (updateEnvironment fnoStoreUrl:), then resume"
+        ) from exc
 
 
 def _parse_cursor(after: str | None) -> int | None:
