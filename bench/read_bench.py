@@ -247,6 +247,7 @@ def main() -> None:
             "GATEWAY_FNO_URL": fno_url,
             "GATEWAY_DATA_DIR": str(data),
             "GATEWAY_LOG_LEVEL": "warning",
+            "GATEWAY_ANONYMOUS_READS": "true",  # PostGraphile serves these anonymously too
         }
         gateway_bin = str(Path(sys.executable).parent / "fno-gateway")
         processes.append(
