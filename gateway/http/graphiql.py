@@ -21,6 +21,7 @@ PAGE = f"""<!doctype html>
   <script src="{ASSETS}/react.production.min.js"></script>
   <script src="{ASSETS}/react-dom.production.min.js"></script>
   <script src="{ASSETS}/graphiql.min.js"></script>
+  <script src="{ASSETS}/graphql-ws.min.js"></script>
   <script src="{ASSETS}/start.js"></script>
 </body>
 </html>

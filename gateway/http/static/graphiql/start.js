@@ -1,6 +1,32 @@
 // Starts GraphiQL against this gateway's /graphql endpoint.
 (function () {
-  var fetcher = GraphiQL.createFetcher({ url: window.location.pathname });
+  var http = GraphiQL.createFetcher({ url: window.location.pathname });
+  var socket = (window.location.protocol === "https:" ? "wss://" : "ws://") +
+    window.location.host + window.location.pathname;
+
+  function isSubscription(params, opts) {
+    var document = opts && opts.documentAST;
+    return !!document && document.definitions.some(function (d) {
+      return d.kind === "OperationDefinition" && d.operation === "subscription" &&
+        (!params.operationName || (d.name && d.name.value === params.operationName));
+    });
+  }
+
+  // Subscriptions go over graphql-transport-ws, carrying the Headers pane's
+  // Authorization in connection_init; everything else over HTTP.
+  function fetcher(params, opts) {
+    if (!isSubscription(params, opts)) return http(params, opts);
+    return {
+      subscribe: function (sink) {
+        var client = graphqlWs.createClient({
+          url: socket,
+          connectionParams: (opts && opts.headers) || {},
+        });
+        var stop = client.subscribe(params, sink);
+        return { unsubscribe: function () { stop(); client.dispose(); } };
+      },
+    };
+  }
   var example = [
     "# Customers of USMF with their latest orders. Open the Docs pane for every entity.",
     "{",
