@@ -7,6 +7,8 @@ services check who that is); admins of the gateway are not enough on their own.
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import AsyncGenerator
 from typing import Annotated
 
@@ -14,10 +16,12 @@ import strawberry
 from strawberry.scalars import JSON
 
 from gateway.auth import Role
-from gateway.kernel.errors import BadUserInput
+from gateway.kernel.errors import BadUserInput, GatewayError
 from gateway.kernel.setup import Template
 from schema.context import RequestContext
 from schema.control_types import AddIn, AddInInstallation, IntegrationStatus, PrerequisiteCheck
+
+log = logging.getLogger("gateway.subscriptions")
 
 
 def _reader(info: strawberry.Info) -> RequestContext:
@@ -179,8 +183,17 @@ async def watch_integration_status(
     info: strawberry.Info, environment: str, after: str | None = None
 ) -> AsyncGenerator[IntegrationStatus, None]:
     context = _reader(info)
-    async for found in context.control.integrations.watch(environment, after):
-        yield IntegrationStatus.of(found)
+    try:
+        async for found in context.control.integrations.watch(environment, after):
+            yield IntegrationStatus.of(found)
+    except GatewayError:
+        raise
+    except Exception as exc:  # masked for the listener, logged in full under an id
+        incident = uuid.uuid4().hex[:12]
+        log.error("status stream of %s failed (incident %s)", environment, incident, exc_info=exc)
+        raise GatewayError(
+            f"internal error; the gateway log has the details under id {incident}"
+        ) from None
 
 
 SUBSCRIPTIONS = [watch_integration_status]

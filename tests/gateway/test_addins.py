@@ -7,9 +7,8 @@ from typing import Any
 
 from datasources.dataverse import store as dataverse
 from gateway.kernel.dual_write_maps import OUT_OF_THE_BOX_MAPS
-from tests.conftest import Gateway, environment_name
+from tests.conftest import Gateway
 from tests.gateway.test_setup import (
-    ADMIN,
     admin,
     dataverse_url,
     new_environment,
@@ -157,13 +156,7 @@ def test_add_ins_install_only_in_sandbox_and_production(
     control_plane: Callable[..., Gateway],
 ) -> None:
     gw = control_plane(run_jobs=False)
-    dev = environment_name()
-    gw.data(
-        "mutation($n: String!, $u: String!) { createEnvironment(name: $n, "
-        f'type: CLOUD_HOSTED_DEVELOPMENT, fnoStoreUrl: $u, administrator: "{ADMIN}") {{ name }} }}',
-        {"n": dev, "u": gw.fno_url},
-        token=admin(gw),
-    )
+    dev = new_environment(gw, kind="CLOUD_HOSTED_DEVELOPMENT")
     refused = install(gw, dev, "PlanningOptimization")["errors"][0]
     assert refused["extensions"]["code"] == "BAD_USER_INPUT"
     assert "installs only in production, sandbox environments" in refused["message"]

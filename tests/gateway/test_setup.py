@@ -26,11 +26,13 @@ def admin(gw: Gateway) -> str:
     return gw.token(Role.ADMIN, sub=ADMIN)
 
 
-def new_environment(gw: Gateway, fno_url: str | None = None, **fields: str) -> str:
+def new_environment(
+    gw: Gateway, fno_url: str | None = None, kind: str = "SANDBOX", **fields: str
+) -> str:
     name = environment_name()
     extra = "".join(f" {k}: {v}" for k, v in fields.items())
     gw.data(
-        "mutation($n: String!, $u: String!) { createEnvironment(name: $n, type: SANDBOX, "
+        f"mutation($n: String!, $u: String!) {{ createEnvironment(name: $n, type: {kind}, "
         f'fnoStoreUrl: $u, administrator: "{ADMIN}"{extra}) {{ name }} }}',
         {"n": name, "u": fno_url or gw.fno_url},
         token=admin(gw),
@@ -327,13 +329,7 @@ def test_each_prerequisite_fails_alone(control_plane: Callable[..., Gateway]) ->
     checks = gw.data(query, {"e": unknown})["integrationPrerequisites"]
     first = next(c for c in checks if not c["passed"])
     assert first["name"] == "ADMINISTRATOR_IDENTIFIED" and "createUser" in first["message"]
-    dev = environment_name()
-    gw.data(
-        "mutation($n: String!, $u: String!) { createEnvironment(name: $n, "
-        f'type: CLOUD_HOSTED_DEVELOPMENT, fnoStoreUrl: $u, administrator: "{ADMIN}") {{ name }} }}',
-        {"n": dev, "u": gw.fno_url},
-        token=admin(gw),
-    )
+    dev = new_environment(gw, kind="CLOUD_HOSTED_DEVELOPMENT")
     checks = gw.data(query, {"e": dev})["integrationPrerequisites"]
     assert [c["name"] for c in checks if not c["passed"]] == ["ENVIRONMENT_TYPE"]
 
