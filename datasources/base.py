@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from gateway.kernel.catalog import EntityMetadata
+from gateway.kernel.change import Change
 from gateway.kernel.plan import Connection, QueryPlan
 from gateway.kernel.shape import Shape
 
@@ -40,6 +41,17 @@ class DataSource(Protocol):
 
     async def fetch_json(self, prepared: object) -> list[str | None] | None:
         """Each read's response JSON (None for a missing row); None: take the generic path."""
+        ...
+
+    async def write(
+        self,
+        entity: EntityMetadata,
+        targets: Mapping[str, EntityMetadata],
+        change: Change,
+        values: Mapping[str, Any],
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """Apply a validated change atomically; (before, after) by field name. `targets`
+        are the entities its to-one relations may point at."""
         ...
 
     async def close(self) -> None: ...

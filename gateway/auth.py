@@ -32,6 +32,7 @@ _ID_LENGTH = 12
 
 class Role(StrEnum):
     READER = "reader"
+    WRITER = "writer"  # may also change F&O data through virtual entities
     ADMIN = "admin"
 
 
@@ -43,7 +44,8 @@ class Principal:
     anonymous: bool = False
 
     def has(self, role: Role) -> bool:
-        return role in self.roles or Role.ADMIN in self.roles
+        implied = {Role.READER} if Role.WRITER in self.roles else set()
+        return role in self.roles or role in implied or Role.ADMIN in self.roles
 
     def may_read(self, company: str | None) -> bool:
         """`company` None asks for every company."""

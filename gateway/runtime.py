@@ -27,6 +27,7 @@ from gateway.setup import addins, service
 from gateway.setup.addins import AddInService
 from gateway.setup.service import IntegrationService
 from gateway.tenant import TenantService
+from gateway.writes import WritePipeline
 from schema.builder import GatewaySchema, build_schema
 from schema.context import ReadLimits, Services
 
@@ -91,7 +92,7 @@ class Runtime:
         schemas = SchemaHolder(catalog, settings.max_depth)
         await schemas.rebuild()
         catalog.on_change(schemas.rebuild)
-        services, runner, notifier = await _control_plane(settings, control_engine)
+        services, runner, notifier = await _control_plane(settings, control_engine, fno)
         if settings.run_jobs:
             runner.start()
         return cls(
@@ -114,7 +115,7 @@ class Runtime:
 
 
 async def _control_plane(
-    settings: Settings, control: AsyncEngine
+    settings: Settings, control: AsyncEngine, fno: SqlDataSource
 ) -> tuple[Services, JobRunner, Notifier]:
     notifier = Notifier(settings.poll_seconds)
     runner = JobRunner(
@@ -142,7 +143,7 @@ async def _control_plane(
             file=sys.stderr,
             flush=True,
         )
-    return Services(auth, tenant, integrations, add_ins), runner, notifier
+    return Services(auth, tenant, integrations, add_ins, WritePipeline(fno)), runner, notifier
 
 
 async def _has_metadata(engine: AsyncEngine) -> bool:

@@ -23,6 +23,7 @@ from gateway.kernel.catalog import ResolvedCatalog
 from schema import catalog_api, lean, setup_api, tenant_api
 from schema.entities import EntityTypes
 from schema.fast import FastReads, RootField
+from schema.mutations import EntityMutations
 from schema.naming import Inflector
 from schema.registry import TypeRegistry
 from schema.scalars import SCALAR_MAP
@@ -64,8 +65,15 @@ def build_schema(
     query: Any = create_type(
         "Query", [*catalog_api.QUERIES, *tenant_api.QUERIES, *setup_api.QUERIES, *root_fields]
     )
+    entity_mutations = EntityMutations(catalog, entity_types, names).build()
     mutation: Any = create_type(
-        "Mutation", [*catalog_api.MUTATIONS, *tenant_api.MUTATIONS, *setup_api.MUTATIONS]
+        "Mutation",
+        [
+            *catalog_api.MUTATIONS,
+            *tenant_api.MUTATIONS,
+            *setup_api.MUTATIONS,
+            *entity_mutations,
+        ],
     )
     subscription: Any = create_type("Subscription", setup_api.SUBSCRIPTIONS)
     schema = GatewaySchema(

@@ -12,6 +12,7 @@ from gateway.kernel.errors import Forbidden, Unauthenticated
 from gateway.setup.addins import AddInService
 from gateway.setup.service import IntegrationService
 from gateway.tenant import TenantService
+from gateway.writes import WritePipeline
 
 
 @dataclass(frozen=True)
@@ -22,12 +23,13 @@ class ReadLimits:
 
 @dataclass(frozen=True)
 class Services:
-    """The control plane's services (the read path needs none of them)."""
+    """The services behind mutations and subscriptions (the read path needs none)."""
 
     auth: Authenticator
     tenant: TenantService
     integrations: IntegrationService
     add_ins: AddInService
+    writes: WritePipeline
 
 
 @dataclass

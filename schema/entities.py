@@ -72,7 +72,7 @@ class EntityTypes:
             root_fields.append(self._by_key_field(entity))
         return root_fields
 
-    def _scalar(self, entity: EntityMetadata, field_name: str) -> Any:
+    def scalar(self, entity: EntityMetadata, field_name: str) -> Any:
         field = entity.field(field_name)
         if field.type is FieldType.ENUM:
             assert field.enum is not None
@@ -99,8 +99,8 @@ class EntityTypes:
     def _object_type(self, entity: EntityMetadata) -> None:
         fields: list[StrawberryField] = []
         for field in entity.fields:
-            kind = self._scalar(entity, field.name)
-            f = _field(
+            kind = self.scalar(entity, field.name)
+            f = make_field(
                 name=self.names.field(field),
                 graphql_type=kind if not field.nullable else kind | None,
                 description=field.label or None,
@@ -110,17 +110,17 @@ class EntityTypes:
         for relation in entity.relations:
             target = self.catalog.entity(relation.target)
             if relation.cardinality is Cardinality.MANY:
-                f = _field(
+                f = make_field(
                     name=self.names.relation(relation),
                     graphql_type=self.registry.ref(self.names.connection_type(target)),
-                    resolver=_with_arguments(_child, self._list_arguments(target)),
+                    resolver=with_arguments(_child, self._list_arguments(target)),
                     description=relation.label or None,
                 )
             else:
-                f = _field(
+                f = make_field(
                     name=self.names.relation(relation),
                     graphql_type=self.registry.ref(self.names.object_type(target)) | None,
-                    resolver=_with_arguments(_child, []),
+                    resolver=with_arguments(_child, []),
                     description=relation.label or None,
                 )
             f.python_name = f"rel_{relation.name}"
@@ -136,8 +136,8 @@ class EntityTypes:
         edge = create_type(
             edge_name,
             [
-                _field(name="cursor", graphql_type=str),
-                _field(name="node", graphql_type=node),
+                make_field(name="cursor", graphql_type=str),
+                make_field(name="node", graphql_type=node),
             ],
         )
         self.registry.add(edge_name, edge, f"entity {entity.name}")
@@ -145,10 +145,10 @@ class EntityTypes:
         connection = create_type(
             name,
             [
-                _field(name="edges", graphql_type=list_of(self.registry.ref(edge_name))),
-                _field(name="nodes", graphql_type=list_of(node)),
-                _field(name="pageInfo", graphql_type=PageInfo),
-                _field(name="totalCount", graphql_type=int),
+                make_field(name="edges", graphql_type=list_of(self.registry.ref(edge_name))),
+                make_field(name="nodes", graphql_type=list_of(node)),
+                make_field(name="pageInfo", graphql_type=PageInfo),
+                make_field(name="totalCount", graphql_type=int),
             ],
             description=f"A page of {entity.label or entity.collection_name}.",
         )
@@ -165,9 +165,7 @@ class EntityTypes:
                 operators = self.registry.ref(self.names.enum_filter_type(field.enum))
             else:
                 operators = OPERATOR_INPUTS[field.type]
-            fields.append(
-                _input_field(self.names.field(field), operators | None, f"f_{field.name}")
-            )
+            fields.append(input_field(self.names.field(field), operators | None, f"f_{field.name}"))
         for relation in entity.relations:
             target = self.catalog.entity(relation.target)
             if relation.cardinality is Cardinality.MANY:
@@ -175,11 +173,11 @@ class EntityTypes:
             else:
                 kind = self.registry.ref(self.names.filter_type(target))
             fields.append(
-                _input_field(self.names.relation(relation), kind | None, f"r_{relation.name}")
+                input_field(self.names.relation(relation), kind | None, f"r_{relation.name}")
             )
-        fields.append(_input_field("and", list[me] | None, "and_"))  # type: ignore[valid-type]
-        fields.append(_input_field("or", list[me] | None, "or_"))  # type: ignore[valid-type]
-        fields.append(_input_field("not", me | None, "not_"))
+        fields.append(input_field("and", list[me] | None, "and_"))  # type: ignore[valid-type]
+        fields.append(input_field("or", list[me] | None, "or_"))  # type: ignore[valid-type]
+        fields.append(input_field("not", me | None, "not_"))
         self.registry.add(name, create_type(name, fields, is_input=True), f"entity {entity.name}")
         many = self.names.many_filter_type(entity)
         self.registry.add(
@@ -187,9 +185,9 @@ class EntityTypes:
             create_type(
                 many,
                 [
-                    _input_field("some", me | None, "some"),
-                    _input_field("every", me | None, "every"),
-                    _input_field("none", me | None, "none_"),
+                    input_field("some", me | None, "some"),
+                    input_field("every", me | None, "every"),
+                    input_field("none", me | None, "none_"),
                 ],
                 is_input=True,
                 description=f"Conditions on related {entity.collection_name}.",
@@ -204,9 +202,9 @@ class EntityTypes:
         self.registry.add(enum_name, order_enum, f"entity {entity.name}")
         name = self.names.order_type(entity)
         fields = [
-            _input_field("field", order_enum, "field"),
-            _input_field("direction", OrderDirection | None, "direction"),
-            _input_field("nulls", NullsOrder | None, "nulls"),
+            input_field("field", order_enum, "field"),
+            input_field("direction", OrderDirection | None, "direction"),
+            input_field("nulls", NullsOrder | None, "nulls"),
         ]
         self.registry.add(name, create_type(name, fields, is_input=True), f"entity {entity.name}")
 
@@ -243,10 +241,10 @@ class EntityTypes:
         description = f"{entity.label} ({entity.name}), read through from the F&O store."
         if entity.company_scoped:
             description += " Company-specific: pass company, or crossCompany: true."
-        field = _field(
+        field = make_field(
             name=self.names.connection_field(entity),
             graphql_type=self.registry.ref(self.names.connection_type(entity)),
-            resolver=_with_arguments(resolve, arguments),
+            resolver=with_arguments(resolve, arguments),
             description=description,
         )
         field.python_name = self.names.connection_field(entity)
@@ -254,7 +252,7 @@ class EntityTypes:
 
     def _by_key_field(self, entity: EntityMetadata) -> StrawberryField:
         key_fields = entity.key
-        arguments = [(self.names.field(f), self._scalar(entity, f.name)) for f in key_fields]
+        arguments = [(self.names.field(f), self.scalar(entity, f.name)) for f in key_fields]
 
         async def resolve(info: strawberry.Info, **_: Any) -> Any:
             context: RequestContext = info.context
@@ -267,10 +265,10 @@ class EntityTypes:
             page = await context.fno.fetch(plan)
             return page.rows[0] if page.rows else None
 
-        field = _field(
+        field = make_field(
             name=self.names.by_key_field(entity),
             graphql_type=self.registry.ref(self.names.object_type(entity)) | None,
-            resolver=_with_arguments(resolve, arguments),
+            resolver=with_arguments(resolve, arguments),
             description=f"One {entity.name} by its key, or null.",
         )
         field.python_name = self.names.by_key_field(entity)
@@ -335,19 +333,19 @@ def list_of(item: Any) -> Any:
     return list[item]
 
 
-def _field(**options: Any) -> StrawberryField:
+def make_field(**options: Any) -> StrawberryField:
     """`strawberry.field`, typed for fields made at run time."""
     made: StrawberryField = cast(Any, strawberry.field)(**options)
     return made
 
 
-def _input_field(name: str, kind: Any, python_name: str) -> StrawberryField:
-    f = _field(name=name, graphql_type=kind, default=strawberry.UNSET)
+def input_field(name: str, kind: Any, python_name: str) -> StrawberryField:
+    f = make_field(name=name, graphql_type=kind, default=strawberry.UNSET)
     f.python_name = python_name
     return f
 
 
-def _with_arguments(
+def with_arguments(
     function: Callable[..., Any], arguments: list[tuple[str, Any]]
 ) -> Callable[..., Any]:
     """Give a generic resolver the GraphQL arguments of one field, as a signature."""

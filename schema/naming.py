@@ -48,6 +48,21 @@ class Inflector:
     def by_key_field(self, entity: EntityMetadata) -> str:
         return lower_first(entity.name)
 
+    def create_mutation(self, entity: EntityMetadata) -> str:
+        return f"create{entity.name}"
+
+    def update_mutation(self, entity: EntityMetadata) -> str:
+        return f"update{entity.name}"
+
+    def delete_mutation(self, entity: EntityMetadata) -> str:
+        return f"delete{entity.name}"
+
+    def create_input(self, entity: EntityMetadata) -> str:
+        return f"{entity.name}CreateInput"
+
+    def update_input(self, entity: EntityMetadata) -> str:
+        return f"{entity.name}UpdateInput"
+
     def field(self, field: EntityField) -> str:
         return lower_first(field.name)
 

@@ -55,6 +55,10 @@ def typed(name: str, kind: FieldType, label: str = "") -> EntityField:
 
 
 COMPANY = string("dataAreaId", 4, "Company", is_key=True, nullable=False)
+VERSION = EntityField(
+    "RecVersion", FieldType.INT, "recversion", "Row version", nullable=False, read_only=True
+)
+"""F&O's row version: 1 when a row is created, one more on every update."""
 
 
 def key(name: str, length: int, label: str = "") -> EntityField:
@@ -81,6 +85,7 @@ LEGAL_ENTITY = EntityMetadata(
         string("AddressCity", 60, "City"),
         string("AccountingCurrency", 3, "Accounting currency"),
         string("LanguageId", 7, "Language"),
+        VERSION,
     ),
     operations=ALL_OPERATIONS,
     auto_create=True,
@@ -97,6 +102,7 @@ CUSTOMER_GROUP = EntityMetadata(
         string("Description", 60),
         string("PaymentTermId", 10, "Terms of payment"),
         of_enum("IsSalesTaxIncludedInPrice", NO_YES, "Prices include sales tax"),
+        VERSION,
     ),
     relations=(to_many("Customers", "CustomerV3", ("CustomerGroupId", "CustomerGroupId")),),
     company_field="dataAreaId",
@@ -134,6 +140,7 @@ CUSTOMER = EntityMetadata(
         string("PrimaryContactEmail", 255, "Primary email"),
         string("PrimaryContactPhone", 255, "Primary phone"),
         typed("CreatedDateTime", FieldType.UTC_DATETIME, "Created date and time"),
+        VERSION,
     ),
     relations=(
         to_one("CustomerGroup", "CustomerGroup", ("CustomerGroupId", "CustomerGroupId")),
@@ -163,6 +170,7 @@ VENDOR = EntityMetadata(
         string("AddressCity", 60, "City"),
         string("AddressCountryRegionId", 10, "Country/region"),
         string("PrimaryEmailAddress", 255, "Primary email"),
+        VERSION,
     ),
     company_field="dataAreaId",
     operations=ALL_OPERATIONS,
@@ -183,6 +191,7 @@ RELEASED_PRODUCT = EntityMetadata(
         string("ItemModelGroupId", 10, "Item model group"),
         string("SalesUnitSymbol", 10, "Sales unit"),
         amount("SalesPrice", "Sales price"),
+        VERSION,
     ),
     relations=(to_many("SalesOrderLines", "SalesOrderLine", ("ItemNumber", "ItemNumber")),),
     company_field="dataAreaId",
@@ -208,6 +217,7 @@ SALES_ORDER_HEADER = EntityMetadata(
         typed("OrderCreationDateTime", FieldType.UTC_DATETIME, "Created date and time"),
         string("DeliveryAddressCity", 60, "Delivery city"),
         string("DeliveryAddressCountryRegionId", 10, "Delivery country/region"),
+        VERSION,
     ),
     relations=(
         to_one("Customer", "CustomerV3", ("OrderingCustomerAccountNumber", "CustomerAccount")),
@@ -235,6 +245,7 @@ SALES_ORDER_LINE = EntityMetadata(
         amount("SalesPrice", "Unit price"),
         amount("LineAmount", "Net amount"),
         typed("RequestedShippingDate", FieldType.DATE, "Requested ship date"),
+        VERSION,
     ),
     relations=(
         to_one("SalesOrder", "SalesOrderHeaderV2", ("SalesOrderNumber", "SalesOrderNumber")),
@@ -255,6 +266,7 @@ VENDOR_GROUP = EntityMetadata(
         key("VendorGroupId", 10, "Vendor group"),
         string("Description", 60),
         string("DefaultPaymentTermName", 10, "Terms of payment"),
+        VERSION,
     ),
     company_field="dataAreaId",
     operations=ALL_OPERATIONS,

@@ -202,6 +202,7 @@ async def build_demo_store(
     buffers: dict[str, list[dict[str, Any]]] = defaultdict(list)
     pending: asyncio.Task[int] | None = None
     for entity, row in _Generator(scale).rows():
+        row["recversion"] = 1
         buffer = buffers[entity.table]
         buffer.append(row)
         if len(buffer) >= CHUNK:

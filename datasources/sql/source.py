@@ -8,7 +8,7 @@ are attached to each parent row under its response key.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from datasources.sql.json_statements import JsonStatements, Unsupported
 from datasources.sql.metadata import dataarea, read_entities
 from datasources.sql.statements import RANK, TOTAL, Statements
+from datasources.sql.stores import describe
 from datasources.sql.tables import entity_table
+from datasources.sql.writes import apply_change
 from gateway.kernel.catalog import Cardinality, EntityMetadata
+from gateway.kernel.change import Change
 from gateway.kernel.errors import UpstreamFailed
 from gateway.kernel.plan import ChildPlan, Connection, PageRequest, QueryPlan, Row, child_slot
 from gateway.kernel.shape import Shape
@@ -56,6 +59,20 @@ class SqlDataSource:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+    async def write(
+        self,
+        entity: EntityMetadata,
+        targets: Mapping[str, EntityMetadata],
+        change: Change,
+        values: Mapping[str, Any],
+    ) -> tuple[Row | None, Row | None]:
+        """Apply one change in its own transaction: all of it lands, or none."""
+        try:
+            async with self.engine.begin() as conn:
+                return await apply_change(conn, self.table, entity, targets, change, values)
+        except DBAPIError as exc:
+            raise UpstreamFailed(f"the F&O store refused the change: {describe(exc)}") from exc
 
     async def fetch(self, plan: QueryPlan) -> Connection:
         try:

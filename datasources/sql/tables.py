@@ -17,10 +17,12 @@ from sqlalchemy import (
     String,
     Table,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.types import TypeEngine
 
 from gateway.kernel.catalog import EntityField, EntityMetadata, FieldType
+from gateway.kernel.change import VERSION_FIELD
 
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
@@ -73,6 +75,8 @@ def entity_table(
                 column_type(f, dialect_name),
                 primary_key=f.is_key,
                 nullable=f.nullable and not f.is_key,
+                # a row another client inserts starts at version 1, as F&O's kernel sets it
+                server_default=text("1") if f.name == VERSION_FIELD else None,
             )
             for f in entity.fields
         ),

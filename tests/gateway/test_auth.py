@@ -17,6 +17,7 @@ from tests.gateway.test_setup import ADMIN, new_environment
 ENV_OPS = "env"  # the environment administrator
 ADMIN_OPS = "admin"  # a gateway admin
 READ_OPS = "reader"  # anyone signed in with the reader role
+WRITE_OPS = "writer"  # changes F&O data through virtual entities
 
 OPERATIONS: list[tuple[str, str, str]] = [
     # (who may, operation, selection)
@@ -101,6 +102,21 @@ OPERATIONS: list[tuple[str, str, str]] = [
     (READ_OPS, "query($e: String!) { addInInstallations(environment: $e) { state } }", "e"),
     (READ_OPS, "query { entityCatalog { name } }", ""),
     (READ_OPS, '{ customersV3(company: "USMF") { totalCount } }', ""),
+    (
+        WRITE_OPS,
+        'mutation { createCustomerGroup(input: {dataAreaId: "USMF", customerGroupId: "M1"}) { recVersion } }',
+        "",
+    ),
+    (
+        WRITE_OPS,
+        'mutation { updateCustomerGroup(dataAreaId: "USMF", customerGroupId: "M1", input: {description: "m"}) { recVersion } }',
+        "",
+    ),
+    (
+        WRITE_OPS,
+        'mutation { deleteCustomerGroup(dataAreaId: "USMF", customerGroupId: "M1") { recVersion } }',
+        "",
+    ),
 ]
 
 
@@ -110,13 +126,15 @@ def test_role_matrix(control_plane: Callable[..., Gateway]) -> None:
     callers = {
         "anonymous": ANONYMOUS,
         "reader": gw.token(Role.READER, sub="pat@contoso.com"),
+        "writer": gw.token(Role.WRITER, sub="rep@contoso.com"),
         "gateway admin": gw.token(Role.ADMIN, sub="ops@contoso.com"),
         "environment administrator": gw.token(Role.READER, sub=ADMIN),
     }
     allowed = {
         ADMIN_OPS: {"gateway admin"},
         ENV_OPS: {"environment administrator"},
-        READ_OPS: {"reader", "gateway admin", "environment administrator"},
+        READ_OPS: {"reader", "writer", "gateway admin", "environment administrator"},
+        WRITE_OPS: {"writer", "gateway admin"},
     }
     for who, operation, variables in OPERATIONS:
         for caller, token in callers.items():

@@ -1,0 +1,130 @@
+"""A change to one row, and the checks it must pass before any store sees it.
+
+Every write, whatever its origin, is a `Change`. `validate` checks the values
+against the entity's metadata (required, read-only, types, lengths, scale, enum
+members) and reports every problem at once, so a refused write changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum, StrEnum
+from typing import Any
+
+from gateway.kernel.catalog import EntityField, EntityMetadata, FieldType, Operation
+from gateway.kernel.errors import BadUserInput
+
+VERSION_FIELD = "RecVersion"
+"""F&O's row version: every update adds one, so a writer can tell it read a stale row."""
+
+
+class ChangeKind(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class Change:
+    entity: str
+    kind: ChangeKind
+    key: Mapping[str, Any]  # key field → value (the company in lower case)
+    values: Mapping[str, Any] = field(default_factory=dict)  # field → value, as given
+    expected_version: int | None = None
+    actor: str = ""
+    origin: str = "graphql"
+
+
+_OPERATION = {
+    ChangeKind.CREATE: Operation.CREATE,
+    ChangeKind.UPDATE: Operation.UPDATE,
+    ChangeKind.DELETE: Operation.DELETE,
+}
+
+
+def validate(entity: EntityMetadata, change: Change) -> dict[str, Any]:
+    """The values to store (enum members as their numbers), or BAD_USER_INPUT listing
+    every problem."""
+    if _OPERATION[change.kind] not in entity.operations:
+        raise BadUserInput(f"{entity.name} cannot be {change.kind.value}d through the gateway")
+    problems: list[str] = []
+    stored: dict[str, Any] = {}
+    for name, value in change.values.items():
+        found = entity.field(name) if entity.has_field(name) else None
+        if found is None:
+            problems.append(f"{entity.name} has no field {name}")
+        elif found.is_key and change.kind is ChangeKind.UPDATE:
+            problems.append(f"{name} is part of the key and cannot change; create a new row")
+        elif found.read_only or found.name == VERSION_FIELD:
+            problems.append(f"{name} is read-only")
+        else:
+            problem, converted = _check(found, value)
+            if problem:
+                problems.append(f"{name} {problem}")
+            else:
+                stored[name] = converted
+    if change.kind is ChangeKind.CREATE:
+        given = {**change.values, **change.key}
+        problems += [
+            f"{f.name} ({f.label or f.name}) is required"
+            for f in entity.fields
+            if not f.nullable
+            and not f.read_only
+            and f.name != VERSION_FIELD
+            and given.get(f.name) is None
+            and f.name not in change.values  # a given null is reported by _check
+        ]
+    if problems:
+        raise BadUserInput(
+            f"{entity.name} was not {change.kind.value}d: " + "; ".join(problems),
+            problems=problems,
+        )
+    return stored
+
+
+def _check(spec: EntityField, value: Any) -> tuple[str | None, Any]:
+    if value is None:
+        return (None, None) if spec.nullable else ("cannot be empty", None)
+    kind = spec.type
+    if kind is FieldType.ENUM:
+        assert spec.enum is not None
+        number = value.value if isinstance(value, Enum) else value
+        symbols = {m.symbol: m.value for m in spec.enum.members}
+        if isinstance(number, str) and number in symbols:
+            number = symbols[number]
+        if number not in symbols.values():
+            return f"must be one of {', '.join(symbols)}", None
+        return None, number
+    if kind is FieldType.STRING:
+        if not isinstance(value, str):
+            return "must be text", None
+        if spec.length is not None and len(value) > spec.length:
+            return f"is longer than {spec.length} characters ({len(value)})", None
+        return None, value
+    if kind in (FieldType.INT, FieldType.INT64):
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "must be a whole number", None
+        limit = 2**31 if kind is FieldType.INT else 2**63
+        return (None, value) if -limit <= value < limit else ("is out of range", None)
+    if kind is FieldType.REAL:
+        try:
+            number = Decimal(str(value))
+        except ArithmeticError:
+            return "must be a number", None
+        if not number.is_finite():
+            return "must be a finite number", None
+        exponent = number.as_tuple().exponent
+        if spec.scale is not None and isinstance(exponent, int) and -exponent > spec.scale:
+            return f"has more than {spec.scale} decimals", None
+        return None, number
+    if kind is FieldType.DATE:
+        ok = isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+        return (None, value) if ok else ("must be a date", None)
+    if kind is FieldType.UTC_DATETIME:
+        if not isinstance(value, dt.datetime):
+            return "must be a date and time", None
+        return None, value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return f"has a type ({kind}) that cannot be written", None
