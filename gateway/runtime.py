@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -22,9 +23,11 @@ from gateway.catalog.service import CatalogService
 from gateway.control import create_control_schema
 from gateway.feed import Notifier
 from gateway.jobs import JobRunner
+from gateway.kernel.catalog import ResolvedCatalog
 from gateway.settings import Settings
 from gateway.setup import addins, service
 from gateway.setup.addins import AddInService
+from gateway.setup.linked import LinkedDataverse
 from gateway.setup.service import IntegrationService
 from gateway.tenant import TenantService
 from gateway.writes import WritePipeline
@@ -41,19 +44,27 @@ class SchemaHolder:
     on the schema it began with.
     """
 
-    def __init__(self, catalog: CatalogService, max_depth: int) -> None:
+    def __init__(
+        self,
+        catalog: CatalogService,
+        max_depth: int,
+        dataverse: Callable[[], Awaitable[ResolvedCatalog | None]] | None = None,
+    ) -> None:
         self._catalog = catalog
         self._max_depth = max_depth
+        self._dataverse = dataverse
         self._lock = asyncio.Lock()
         self.current: GatewaySchema | None = None
 
     async def rebuild(self) -> None:
         async with self._lock:
             resolved = await self._catalog.resolved()
-            if self.current is not None and self.current.catalog_version == resolved.version:
+            tables = await self._dataverse() if self._dataverse is not None else None
+            version = resolved.version + (f"+{tables.version}" if tables is not None else "")
+            if self.current is not None and self.current.catalog_version == version:
                 return
             schema = await anyio.to_thread.run_sync(
-                lambda: build_schema(resolved, max_depth=self._max_depth)
+                lambda: build_schema(resolved, max_depth=self._max_depth, dataverse=tables)
             )
             self.current = schema
             log.info("schema %s in service: %d entities", resolved.version, len(resolved.entities))
@@ -71,6 +82,7 @@ class Runtime:
     services: Services
     runner: JobRunner
     notifier: Notifier
+    linked: LinkedDataverse
 
     @property
     def auth(self) -> Authenticator:
@@ -89,10 +101,14 @@ class Runtime:
         fno = SqlDataSource(fno_engine)
         catalog = CatalogService(control_engine, fno)
         await catalog.sync()
-        schemas = SchemaHolder(catalog, settings.max_depth)
+        services, runner, notifier = await _control_plane(settings, control_engine)
+        linked = LinkedDataverse(
+            settings.store_url("fno"), services.tenant, services.integrations, settings.pool_size
+        )
+        schemas = SchemaHolder(catalog, settings.max_depth, linked.catalog)
         await schemas.rebuild()
         catalog.on_change(schemas.rebuild)
-        services, runner, notifier = await _control_plane(settings, control_engine, fno)
+        services.integrations.on_link_change(schemas.rebuild)
         if settings.run_jobs:
             runner.start()
         return cls(
@@ -106,16 +122,18 @@ class Runtime:
             services=services,
             runner=runner,
             notifier=notifier,
+            linked=linked,
         )
 
     async def close(self) -> None:
         await self.runner.stop()
+        await self.linked.close()
         await self.fno_engine.dispose()
         await self.control_engine.dispose()
 
 
 async def _control_plane(
-    settings: Settings, control: AsyncEngine, fno: SqlDataSource
+    settings: Settings, control: AsyncEngine
 ) -> tuple[Services, JobRunner, Notifier]:
     notifier = Notifier(settings.poll_seconds)
     runner = JobRunner(
@@ -143,7 +161,7 @@ async def _control_plane(
             file=sys.stderr,
             flush=True,
         )
-    return Services(auth, tenant, integrations, add_ins, WritePipeline(fno)), runner, notifier
+    return Services(auth, tenant, integrations, add_ins, WritePipeline()), runner, notifier
 
 
 async def _has_metadata(engine: AsyncEngine) -> bool:

@@ -1,4 +1,5 @@
-"""The write pipeline: every change to F&O data through the gateway passes here.
+"""The write pipeline: every change through the gateway (to a virtual entity or a
+Dataverse table) passes here.
 
 validate → apply to the origin store (one transaction) → answer. Dual-write maps and
 the business-event outbox join this pipeline inside that transaction.
@@ -17,12 +18,13 @@ Row = dict[str, Any]
 
 
 class WritePipeline:
-    def __init__(self, fno: DataSource) -> None:
-        self._fno = fno
-
     async def apply(
-        self, entity: EntityMetadata, targets: Mapping[str, EntityMetadata], change: Change
+        self,
+        store: DataSource,
+        entity: EntityMetadata,
+        targets: Mapping[str, EntityMetadata],
+        change: Change,
     ) -> tuple[Row | None, Row | None]:
-        """(before, after) of the row; nothing is written unless all of it is."""
+        """(before, after) of the row in `store`; nothing is written unless all of it is."""
         values = validate(entity, change)
-        return await self._fno.write(entity, targets, change, values)
+        return await store.write(entity, targets, change, values)

@@ -25,6 +25,7 @@ from schema.entities import EntityTypes
 from schema.fast import FastReads, RootField
 from schema.mutations import EntityMutations
 from schema.naming import Inflector
+from schema.planner import DATAVERSE
 from schema.registry import TypeRegistry
 from schema.scalars import SCALAR_MAP
 
@@ -51,11 +52,24 @@ def read_field(source: Any, name: str) -> Any:
 
 
 def build_schema(
-    catalog: ResolvedCatalog, max_depth: int = 12, max_aliases: int = 50, max_tokens: int = 10_000
+    catalog: ResolvedCatalog,
+    max_depth: int = 12,
+    max_aliases: int = 50,
+    max_tokens: int = 10_000,
+    dataverse: ResolvedCatalog | None = None,
 ) -> GatewaySchema:
+    """The schema of the visible F&O entities, and of the linked Dataverse store's tables."""
+    sources: dict[str, str] = {}
+    if dataverse is not None:
+        tables = {n: t for n, t in dataverse.entities.items() if n not in catalog.entities}
+        sources = dict.fromkeys(tables, DATAVERSE)
+        catalog = ResolvedCatalog(
+            entities={**catalog.entities, **tables},
+            version=f"{catalog.version}+{dataverse.version}",
+        )
     registry = TypeRegistry()
     names = Inflector()
-    entity_types = EntityTypes(catalog, registry, names)
+    entity_types = EntityTypes(catalog, registry, names, sources)
     root_fields = entity_types.build()
     # Limit rules are made once per build: validation results are cached per rule set.
     limits = [

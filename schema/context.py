@@ -8,7 +8,7 @@ from typing import Any
 from datasources.base import DataSource
 from gateway.auth import Authenticator, Principal, Role
 from gateway.catalog.service import CatalogService
-from gateway.kernel.errors import Forbidden, Unauthenticated
+from gateway.kernel.errors import Forbidden, Unauthenticated, UpstreamFailed
 from gateway.setup.addins import AddInService
 from gateway.setup.service import IntegrationService
 from gateway.tenant import TenantService
@@ -43,6 +43,16 @@ class RequestContext:
     """A WebSocket's connection_init payload (where its Authorization travels)."""
     rejection: str | None = None
     """Why a WebSocket's credentials were refused: every operation on it reports this."""
+    dataverse: DataSource | None = None
+    """The Dataverse store linked to the F&O environment, once setup linked one."""
+
+    def source(self, name: str) -> DataSource:
+        """The store an entity binding names."""
+        if name == "fno":
+            return self.fno
+        if self.dataverse is None:
+            raise UpstreamFailed("the Dataverse environment is no longer linked; query again")
+        return self.dataverse
 
     @property
     def control(self) -> Services:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import strawberry
@@ -27,7 +27,7 @@ from gateway.kernel.plan import Connection, child_slot
 from schema.context import RequestContext
 from schema.filters import OPERATOR_INPUTS, NullsOrder, OrderDirection, enum_operators
 from schema.naming import Inflector
-from schema.planner import EntityBinding, Planner
+from schema.planner import FNO, EntityBinding, Planner
 from schema.registry import TypeRegistry
 from schema.scalars import SCALARS
 
@@ -44,9 +44,14 @@ class EntityTypes:
     """Builds every entity's types into one registry, then the root query fields."""
 
     def __init__(
-        self, catalog: ResolvedCatalog, registry: TypeRegistry, inflector: Inflector
+        self,
+        catalog: ResolvedCatalog,
+        registry: TypeRegistry,
+        inflector: Inflector,
+        sources: Mapping[str, str] | None = None,
     ) -> None:
         self.catalog = catalog
+        self.sources = sources or {}  # entity name → store, where it is not the F&O store
         self.registry = registry
         self.names = inflector
         self.bindings: dict[str, EntityBinding] = {}
@@ -61,6 +66,7 @@ class EntityTypes:
                 edge_type=self.names.edge_type(entity),
                 fields={self.names.field(f): f for f in entity.fields},
                 relations={self.names.relation(r): r for r in entity.relations},
+                source=self.sources.get(entity.name, FNO),
             )
         root_fields: list[StrawberryField] = []
         for entity in self.catalog.entities.values():
@@ -233,7 +239,7 @@ class EntityTypes:
             if entity.company_scoped:
                 context.principal.check_company(company)
             plan = planner.connection(entity, list(raw.field_nodes), args, company)
-            page = await context.fno.fetch(plan)
+            page = await context.source(self.bindings[entity.name].source).fetch(plan)
             if company is not None and not page.rows:
                 await _check_company(context, company)
             return page
@@ -262,7 +268,7 @@ class EntityTypes:
             for company in companies_asked(self.bindings[entity.name], args, by_key=True):
                 context.principal.check_company(company)
             plan = self._planner(info).by_key(entity, list(raw.field_nodes), args)
-            page = await context.fno.fetch(plan)
+            page = await context.source(self.bindings[entity.name].source).fetch(plan)
             return page.rows[0] if page.rows else None
 
         field = make_field(

@@ -36,7 +36,7 @@ from gateway.kernel.plan import QueryPlan
 from gateway.kernel.shape import Shape
 from schema.context import RequestContext
 from schema.entities import companies_asked, company_argument
-from schema.planner import EntityBinding, Planner
+from schema.planner import FNO, EntityBinding, Planner
 
 PREPARED_CACHE = 512
 
@@ -50,6 +50,7 @@ class _Prepared:
     constants: dict[str, bytes]  # the keys answered without the store (__typename)
     statement: object
     companies: tuple[str | None, ...]  # legal entities read (None: every one)
+    source: str  # the one store every root field reads
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ class FastReads:
         self._prepared[request] = prepared  # most recently used last
         if len(self._prepared) > PREPARED_CACHE:
             self._prepared.pop(next(iter(self._prepared)))
-        answers = await context.fno.fetch_json(prepared.statement) if prepared.reads else []
+        store = context.source(prepared.source)
+        answers = await store.fetch_json(prepared.statement) if prepared.reads else []
         if answers is None:
             return None
         parts = dict(prepared.constants)
@@ -142,6 +144,14 @@ class FastReads:
         roots = planner.collect_root(operation.selection_set)
         reads: list[tuple[QueryPlan, Shape]] = []
         companies: list[str | None] = []
+        sources = {
+            self.bindings[r.entity.name].source
+            for r in (self.roots.get(n[0].name.value) for n in roots.values())
+            if r is not None
+        }
+        if len(sources) > 1:
+            return None  # one statement cannot read two stores
+        source = sources.pop() if sources else FNO
         keys: list[str] = []
         constants: dict[str, bytes] = {}
         try:
@@ -155,12 +165,12 @@ class FastReads:
                     return None
                 reads.append(self._plan(planner, root, nodes, companies))
                 keys.append(key)
-            statement = context.fno.prepare_json(reads) if reads else ()
+            statement = context.source(source).prepare_json(reads) if reads else ()
         except GatewayError:
             return None
         if statement is None:
             return None
-        return _Prepared(tuple(roots), tuple(keys), constants, statement, tuple(companies))
+        return _Prepared(tuple(roots), tuple(keys), constants, statement, tuple(companies), source)
 
     def _plan(
         self,

@@ -1,7 +1,7 @@
 """Create, update and delete for every visible entity that allows them.
 
-Per entity: `create<Entity>(input:)`, `update<Entity>(<key>, expectedRecVersion:,
-input:)` and `delete<Entity>(<key>, expectedRecVersion:)`. Input fields are optional
+Per entity: `create<Entity>(input:)`, `update<Entity>(<key>, expectedVersion:,
+input:)` and `delete<Entity>(<key>, expectedVersion:)`. Input fields are optional
 in GraphQL; the write pipeline says which are required, so a client learns every
 problem of a write at once. A created or updated row is answered by a by-key read
 after the write committed: the row as the store holds it, with any selection.
@@ -19,7 +19,7 @@ from strawberry.types.field import StrawberryField
 
 from gateway.auth import Role
 from gateway.kernel.catalog import EntityField, EntityMetadata, Operation, ResolvedCatalog
-from gateway.kernel.change import VERSION_FIELD, Change, ChangeKind
+from gateway.kernel.change import VERSION_FIELDS, Change, ChangeKind, version_field
 from schema.context import RequestContext
 from schema.entities import EntityTypes, input_field, make_field, planner_arguments, with_arguments
 from schema.naming import Inflector
@@ -30,9 +30,7 @@ from schema.planner import Planner
 class Deleted:
     entity: str
     key: JSON = strawberry.field(description="The deleted row's key, by field name.")
-    rec_version: int | None = strawberry.field(
-        name="recVersion", description="Its row version when it was deleted."
-    )
+    version: int | None = strawberry.field(description="Its row version when it was deleted.")
 
 
 class EntityMutations:
@@ -56,7 +54,7 @@ class EntityMutations:
         return [
             f
             for f in entity.fields
-            if not f.read_only and f.name != VERSION_FIELD and (keys or not f.is_key)
+            if not f.read_only and f.name not in VERSION_FIELDS and (keys or not f.is_key)
         ]
 
     def _input(self, entity: EntityMetadata, name: str, keys: bool) -> Any:
@@ -87,7 +85,7 @@ class EntityMutations:
             self.types.registry.ref(self.names.object_type(entity)),
             resolve,
             [("input", input_type)],
-            f"Create a {entity.name} in the F&O store; answers the row as stored.",
+            f"Create a {entity.name}; answers the row as its store holds it.",
         )
 
     def _update(self, entity: EntityMetadata) -> StrawberryField:
@@ -108,11 +106,12 @@ class EntityMutations:
             resolve,
             [
                 *self._key_arguments(entity),
-                ("expectedRecVersion", int | None),
+                ("expectedVersion", int | None),
                 ("input", input_type),
             ],
-            f"Change a {entity.name}. Pass the recVersion you read as expectedRecVersion: if "
-            "the row changed since, the answer is CONFLICT and nothing is written.",
+            f"Change a {entity.name}. Pass the row version you read "
+            f"({version_field(entity) or 'none'}) as expectedVersion: if the row changed "
+            "since, the answer is CONFLICT and nothing is written.",
         )
 
     def _delete(self, entity: EntityMetadata) -> StrawberryField:
@@ -125,15 +124,15 @@ class EntityMutations:
             return Deleted(
                 entity=entity.name,
                 key=cast(JSON, {name: _plain(value) for name, value in key.items()}),
-                rec_version=before.get(VERSION_FIELD),
+                version=before.get(version_field(entity) or ""),
             )
 
         return self._mutation(
             self.names.delete_mutation(entity),
             Deleted,
             resolve,
-            [*self._key_arguments(entity), ("expectedRecVersion", int | None)],
-            f"Delete a {entity.name} (only if still at expectedRecVersion, when given).",
+            [*self._key_arguments(entity), ("expectedVersion", int | None)],
+            f"Delete a {entity.name} (only if still at expectedVersion, when given).",
         )
 
     def _mutation(
@@ -172,14 +171,15 @@ class EntityMutations:
             company = key.get(entity.company_field)
             key[entity.company_field] = str(company).lower() if company is not None else None
             principal.check_company(key[entity.company_field])
-        expected = (args or {}).get("expectedRecVersion")
+        expected = (args or {}).get("expectedVersion")
         return Change(entity.name, kind, key, values, expected, principal.subject)
 
     async def _apply(
         self, info: strawberry.Info, entity: EntityMetadata, change: Change
     ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         context: RequestContext = info.context
-        return await context.control.writes.apply(entity, self.catalog.entities, change)
+        store = context.source(self.types.bindings[entity.name].source)
+        return await context.control.writes.apply(store, entity, self.catalog.entities, change)
 
     async def _answer(
         self, info: strawberry.Info, entity: EntityMetadata, row: dict[str, Any] | None
@@ -191,7 +191,8 @@ class EntityMutations:
             self.types.bindings, context.limits, raw.schema, raw.fragments, raw.variable_values
         )
         key = {self.names.field(f): row[f.name] for f in entity.key}
-        page = await context.fno.fetch(planner.by_key(entity, list(raw.field_nodes), key))
+        store = context.source(self.types.bindings[entity.name].source)
+        page = await store.fetch(planner.by_key(entity, list(raw.field_nodes), key))
         return page.rows[0] if page.rows else None
 
 

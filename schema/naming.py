@@ -20,6 +20,11 @@ def lower_first(name: str) -> str:
     return name[: head - 1].lower() + name[head - 1 :]
 
 
+def upper_first(name: str) -> str:
+    """`account` → `Account` (for `createAccount`); `CustomerV3` stays."""
+    return name[:1].upper() + name[1:]
+
+
 class Inflector:
     def object_type(self, entity: EntityMetadata) -> str:
         return entity.name
@@ -49,13 +54,13 @@ class Inflector:
         return lower_first(entity.name)
 
     def create_mutation(self, entity: EntityMetadata) -> str:
-        return f"create{entity.name}"
+        return f"create{upper_first(entity.name)}"
 
     def update_mutation(self, entity: EntityMetadata) -> str:
-        return f"update{entity.name}"
+        return f"update{upper_first(entity.name)}"
 
     def delete_mutation(self, entity: EntityMetadata) -> str:
-        return f"delete{entity.name}"
+        return f"delete{upper_first(entity.name)}"
 
     def create_input(self, entity: EntityMetadata) -> str:
         return f"{entity.name}CreateInput"

@@ -60,6 +60,8 @@ from gateway.kernel.shape import (
 from schema.context import ReadLimits
 
 PAGE_INFO = Typename("PageInfo")
+FNO = "fno"
+DATAVERSE = "dataverse"
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class EntityBinding:
     edge_type: str
     fields: Mapping[str, EntityField]  # by GraphQL name
     relations: Mapping[str, Relation]  # by GraphQL name
+    source: str = FNO  # the store it is read from and written to
 
 
 @dataclass

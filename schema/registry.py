@@ -20,6 +20,9 @@ class TypeRegistry:
             raise CatalogError(
                 f"two types would be named {name}: {self._origins[name]} and {origin}"
             )
+        definition = getattr(cls, "__strawberry_definition__", None)
+        if definition is not None:
+            definition.name = name  # as given: Strawberry would camel-case `cdm_company`
         self._types[name] = cls
         self._origins[name] = origin
         return cls

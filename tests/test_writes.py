@@ -22,15 +22,15 @@ mutation($input: CustomerV3CreateInput!) {
 UPDATE = """
 mutation($account: String!, $version: Int, $input: CustomerV3UpdateInput!) {
   updateCustomerV3(dataAreaId: "USMF", customerAccount: $account,
-                   expectedRecVersion: $version, input: $input) {
+                   expectedVersion: $version, input: $input) {
     customerAccount creditLimit deliveryAddressCity recVersion
   }
 }
 """
 DELETE = """
 mutation($account: String!, $version: Int) {
-  deleteCustomerV3(dataAreaId: "USMF", customerAccount: $account, expectedRecVersion: $version) {
-    entity key recVersion
+  deleteCustomerV3(dataAreaId: "USMF", customerAccount: $account, expectedVersion: $version) {
+    entity key version
   }
 }
 """
@@ -86,7 +86,7 @@ def test_create_update_delete_round_trip(gw: Gateway) -> None:
     assert gw.data(READ, {"account": "W-0001"})["customerV3"]["deliveryAddressCity"] is None
 
     removed = gw.data(DELETE, {"account": "W-0001", "version": 2}, token=token)
-    assert removed["deleteCustomerV3"]["recVersion"] == 2
+    assert removed["deleteCustomerV3"]["version"] == 2
     assert gw.data(READ, {"account": "W-0001"})["customerV3"] is None
     gone = gw.error(DELETE, {"account": "W-0001"}, token=token)
     assert gone["extensions"]["code"] == "NOT_FOUND"

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeEngine
 
 from gateway.kernel.catalog import EntityField, EntityMetadata, FieldType
-from gateway.kernel.change import VERSION_FIELD
+from gateway.kernel.change import VERSION_FIELDS
 
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
@@ -76,7 +76,7 @@ def entity_table(
                 primary_key=f.is_key,
                 nullable=f.nullable and not f.is_key,
                 # a row another client inserts starts at version 1, as F&O's kernel sets it
-                server_default=text("1") if f.name == VERSION_FIELD else None,
+                server_default=text("1") if f.name in VERSION_FIELDS else None,
             )
             for f in entity.fields
         ),

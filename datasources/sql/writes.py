@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.kernel.catalog import Cardinality, EntityMetadata
-from gateway.kernel.change import VERSION_FIELD, Change, ChangeKind
+from gateway.kernel.change import Change, ChangeKind, version_field
 from gateway.kernel.errors import BadUserInput, Conflict, NotFound
 
 Row = dict[str, Any]
@@ -32,14 +32,14 @@ async def apply_change(
 ) -> tuple[Row | None, Row | None]:
     """(before, after): the row as it was and as it is, by field name."""
     table = table_for(entity)
-    versioned = entity.has_field(VERSION_FIELD)
+    version = version_field(entity)
     where = and_(*(table.c[entity.field(k).column] == v for k, v in change.key.items()))
     described = _describe(entity, change.key)
     if change.kind is ChangeKind.CREATE:
         row = {**change.key, **values}
         await _check_references(conn, table_for, entity, targets, row, set(row))
-        if versioned:
-            row[VERSION_FIELD] = 1
+        if version is not None:
+            row[version] = 1
         try:
             await conn.execute(
                 insert(table).values({entity.field(n).column: v for n, v in row.items()})
@@ -54,8 +54,8 @@ async def apply_change(
     if found is None:
         raise NotFound(f"there is no {described}")
     before = _row(entity, found._mapping)
-    if change.expected_version is not None and versioned:
-        current = before[VERSION_FIELD]
+    if change.expected_version is not None and version is not None:
+        current = before[version]
         if current != change.expected_version:
             raise Conflict(
                 f"{described} changed since you read it (your version {change.expected_version}, "
@@ -68,8 +68,8 @@ async def apply_change(
     merged = {**before, **values}
     await _check_references(conn, table_for, entity, targets, merged, set(values))
     assignments: dict[str, Any] = {entity.field(n).column: v for n, v in values.items()}
-    if versioned:
-        column = table.c[entity.field(VERSION_FIELD).column]
+    if version is not None:
+        column = table.c[entity.field(version).column]
         assignments[column.name] = column + 1
     if assignments:
         await conn.execute(update(table).where(where).values(assignments))

@@ -65,7 +65,12 @@ async def graphql_endpoint(request: Request) -> Response:
     schema = runtime.schemas.current
     assert schema is not None
     context = RequestContext(
-        principal, runtime.fno, runtime.catalog, runtime.limits, runtime.services
+        principal,
+        runtime.fno,
+        runtime.catalog,
+        runtime.limits,
+        runtime.services,
+        dataverse=runtime.linked.source,
     )
     if schema.fast is not None and runtime.settings.fast_reads:
         try:

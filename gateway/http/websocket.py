@@ -49,7 +49,12 @@ class GraphQLWebSocket(GraphQL[RequestContext, None]):
     async def get_context(self, request: Any, response: Any) -> RequestContext:
         runtime = self._runtime()
         context = RequestContext(
-            runtime.auth.anonymous, runtime.fno, runtime.catalog, runtime.limits, runtime.services
+            runtime.auth.anonymous,
+            runtime.fno,
+            runtime.catalog,
+            runtime.limits,
+            runtime.services,
+            dataverse=runtime.linked.source,
         )
         if isinstance(request, WebSocket):
             await self._authenticate(context, request.headers.get("authorization"))

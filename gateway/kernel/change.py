@@ -17,8 +17,13 @@ from typing import Any
 from gateway.kernel.catalog import EntityField, EntityMetadata, FieldType, Operation
 from gateway.kernel.errors import BadUserInput
 
-VERSION_FIELD = "RecVersion"
-"""F&O's row version: every update adds one, so a writer can tell it read a stale row."""
+VERSION_FIELDS = ("RecVersion", "versionnumber")
+"""Row versions, F&O's and Dataverse's: every update adds one, so a writer can tell it
+read a stale row."""
+
+
+def version_field(entity: EntityMetadata) -> str | None:
+    return next((name for name in VERSION_FIELDS if entity.has_field(name)), None)
 
 
 class ChangeKind(StrEnum):
@@ -58,7 +63,7 @@ def validate(entity: EntityMetadata, change: Change) -> dict[str, Any]:
             problems.append(f"{entity.name} has no field {name}")
         elif found.is_key and change.kind is ChangeKind.UPDATE:
             problems.append(f"{name} is part of the key and cannot change; create a new row")
-        elif found.read_only or found.name == VERSION_FIELD:
+        elif found.read_only or found.name in VERSION_FIELDS:
             problems.append(f"{name} is read-only")
         else:
             problem, converted = _check(found, value)
@@ -73,7 +78,7 @@ def validate(entity: EntityMetadata, change: Change) -> dict[str, Any]:
             for f in entity.fields
             if not f.nullable
             and not f.read_only
-            and f.name != VERSION_FIELD
+            and f.name not in VERSION_FIELDS
             and given.get(f.name) is None
             and f.name not in change.values  # a given null is reported by _check
         ]

@@ -8,6 +8,7 @@ the cause, and `resume` continues from there once the cause is fixed.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -46,6 +47,7 @@ from gateway.setup.status import IntegrationStatus, add_in_installation, integra
 from gateway.tenant import Environment, TenantService
 
 JOB_KIND = "integration-setup"
+log = logging.getLogger("gateway.setup")
 
 
 @dataclass(frozen=True)
@@ -73,12 +75,24 @@ class IntegrationService:
         self._location = location
         self._notifier = notifier
         self._wake = wake
+        self._link_listeners: list[Callable[[], Awaitable[None]]] = []
         self._stages: dict[Stage, Callable[[_Job], Awaitable[None]]] = {
             Stage.VALIDATE: self._validate,
             Stage.CREATE_DATAVERSE_ENVIRONMENT: self._create_dataverse,
             Stage.INSTALL_PLATFORM_COMPONENTS: self._install_components,
             Stage.LINK_ENVIRONMENTS: self._link,
         }
+
+    def on_link_change(self, listener: Callable[[], Awaitable[None]]) -> None:
+        """Call `listener` after a setup completes or a link is undone."""
+        self._link_listeners.append(listener)
+
+    async def _link_changed(self) -> None:
+        for listener in self._link_listeners:
+            try:
+                await listener()
+            except Exception:  # the link stands; what follows it is retried at the next change
+                log.exception("a listener of the Dataverse link failed")
 
     # reading
 
@@ -222,6 +236,7 @@ class IntegrationService:
             await conn.execute(delete(integration).where(integration.c.environment == environment))
             await status.record(conn, environment)
         self._changed()
+        await self._link_changed()
         return await self.status(environment)
 
     # the job
@@ -241,6 +256,8 @@ class IntegrationService:
         await self._move(
             environment, SetupState.COMPLETED if done else SetupState.IN_PROGRESS, following
         )
+        if done:
+            await self._link_changed()
         return not done
 
     async def _validate(self, job: _Job) -> None:

@@ -114,7 +114,7 @@ OPERATIONS: list[tuple[str, str, str]] = [
     ),
     (
         WRITE_OPS,
-        'mutation { deleteCustomerGroup(dataAreaId: "USMF", customerGroupId: "M1") { recVersion } }',
+        'mutation { deleteCustomerGroup(dataAreaId: "USMF", customerGroupId: "M1") { version } }',
         "",
     ),
 ]
