@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from gateway.kernel.catalog import EntityMetadata
@@ -52,6 +53,10 @@ class DataSource(Protocol):
     ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """Apply a validated change atomically; (before, after) by field name. `targets`
         are the entities its to-one relations may point at."""
+        ...
+
+    def unit(self) -> AbstractAsyncContextManager[Any]:
+        """A transaction to apply several changes in (`apply`, `find`), all or none."""
         ...
 
     async def close(self) -> None: ...

@@ -21,6 +21,7 @@ from gateway import demo_tenant
 from gateway.auth import Authenticator, Role
 from gateway.catalog.service import CatalogService
 from gateway.control import create_control_schema
+from gateway.dualwrite.service import DualWriteService
 from gateway.feed import Notifier
 from gateway.jobs import JobRunner
 from gateway.kernel.catalog import ResolvedCatalog
@@ -101,14 +102,13 @@ class Runtime:
         fno = SqlDataSource(fno_engine)
         catalog = CatalogService(control_engine, fno)
         await catalog.sync()
-        services, runner, notifier = await _control_plane(settings, control_engine)
-        linked = LinkedDataverse(
-            settings.store_url("fno"), services.tenant, services.integrations, settings.pool_size
-        )
+        services, runner, notifier, linked = await _control_plane(settings, control_engine, fno)
         schemas = SchemaHolder(catalog, settings.max_depth, linked.catalog)
-        await schemas.rebuild()
+        await schemas.rebuild()  # opens the linked Dataverse store, if there is one
+        await services.dualwrite.refresh()
         catalog.on_change(schemas.rebuild)
         services.integrations.on_link_change(schemas.rebuild)
+        services.integrations.on_link_change(services.dualwrite.refresh)
         if settings.run_jobs:
             runner.start()
         return cls(
@@ -133,8 +133,8 @@ class Runtime:
 
 
 async def _control_plane(
-    settings: Settings, control: AsyncEngine
-) -> tuple[Services, JobRunner, Notifier]:
+    settings: Settings, control: AsyncEngine, fno: SqlDataSource
+) -> tuple[Services, JobRunner, Notifier, LinkedDataverse]:
     notifier = Notifier(settings.poll_seconds)
     runner = JobRunner(
         control, dt.timedelta(seconds=settings.job_lease_seconds), settings.poll_seconds
@@ -161,7 +161,17 @@ async def _control_plane(
             file=sys.stderr,
             flush=True,
         )
-    return Services(auth, tenant, integrations, add_ins, WritePipeline()), runner, notifier
+    linked = LinkedDataverse(settings.store_url("fno"), tenant, integrations, settings.pool_size)
+    dualwrite = DualWriteService(control, fno, linked)
+    services = Services(
+        auth,
+        tenant,
+        integrations,
+        add_ins,
+        dualwrite,
+        WritePipeline(dualwrite, settings.sync_timeout),
+    )
+    return services, runner, notifier, linked
 
 
 async def _has_metadata(engine: AsyncEngine) -> bool:

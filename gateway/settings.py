@@ -49,6 +49,9 @@ class Settings(BaseSettings):
         1.0, gt=0, description="How often jobs and streams look for work from other replicas."
     )
     run_jobs: bool = Field(True, description="Run durable jobs (setup, add-ins) in this process.")
+    sync_timeout: float = Field(
+        120.0, gt=0, description="Seconds the other store has to take a dual-write change."
+    )
     default_page_size: int = Field(
         100, ge=1, description="Page size when a connection gets neither first nor last."
     )

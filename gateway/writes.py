@@ -1,30 +1,117 @@
 """The write pipeline: every change through the gateway (to a virtual entity or a
 Dataverse table) passes here.
 
-validate → apply to the origin store (one transaction) → answer. Dual-write maps and
-the business-event outbox join this pipeline inside that transaction.
+validate → apply to the origin store → carry it through each running dual-write map
+to the other store → commit the other store, then the origin. When anything fails
+(a refusal, a broken constraint, an unreachable store, the time limit) both
+transactions roll back: the mutation returns with both stores changed or neither.
+What sync applied on the other side is written directly, so it never echoes back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from datasources.base import DataSource
+from gateway.dualwrite.service import DualWriteService
 from gateway.kernel.catalog import EntityMetadata
-from gateway.kernel.change import Change, validate
+from gateway.kernel.change import Change, ChangeKind, validate
+from gateway.kernel.dualwrite import DualWriteMap, Side, carry, key_on, passes
+from gateway.kernel.errors import GatewayError, UpstreamFailed
 
 Row = dict[str, Any]
+SIDE_NAMES = {Side.FNO: "F&O", Side.DATAVERSE: "Dataverse"}
 
 
 class WritePipeline:
+    def __init__(self, dualwrite: DualWriteService, sync_timeout: float = 120.0) -> None:
+        self._dualwrite = dualwrite
+        self._timeout = sync_timeout
+
     async def apply(
         self,
-        store: DataSource,
+        side: Side,
         entity: EntityMetadata,
         targets: Mapping[str, EntityMetadata],
         change: Change,
     ) -> tuple[Row | None, Row | None]:
-        """(before, after) of the row in `store`; nothing is written unless all of it is."""
+        """(before, after) of the row on `side`; nothing is written unless all of it is."""
         values = validate(entity, change)
-        return await store.write(entity, targets, change, values)
+        store = self._dualwrite.store(side)
+        maps = self._dualwrite.running(side, entity.name)
+        if not maps:
+            return await store.write(entity, targets, change, values)
+        other = side.other
+        other_entities = await self._dualwrite.entities(other)
+        async with store.unit() as here:
+            before, after = await here.apply(entity, targets, change, values)
+            try:
+                async with (
+                    asyncio.timeout(self._timeout),
+                    self._dualwrite.store(other).unit() as there,
+                ):
+                    for m in maps:
+                        await self._carry(
+                            m, side, entity, before, after, change, there, other_entities
+                        )
+            except TimeoutError:
+                raise UpstreamFailed(
+                    f"{SIDE_NAMES[other]} did not answer within {self._timeout:g} s; "
+                    "nothing was written on either side"
+                ) from None
+            except GatewayError as exc:
+                exc.message = f"{SIDE_NAMES[other]} refused the change: {exc.message}"
+                exc.args = (exc.message,)
+                raise
+        return before, after
+
+    async def _carry(
+        self,
+        m: DualWriteMap,
+        side: Side,
+        entity: EntityMetadata,
+        before: Row | None,
+        after: Row | None,
+        change: Change,
+        there: Any,
+        entities: Mapping[str, EntityMetadata],
+    ) -> None:
+        target = side.other
+        target_entity = entities.get(m.entity_on(target))
+        if target_entity is None:
+            raise UpstreamFailed(f"{m.entity_on(target)} is not published any more")
+        row = after if after is not None else before
+        assert row is not None
+        if not passes(m, side, entity, row):
+            return
+        full = carry(m, side, entity, target_entity, row, None)
+        key = key_on(m, target, full)
+        existing = await there.find(target_entity, key)
+        if change.kind is ChangeKind.DELETE:
+            if existing is not None:
+                derived = Change(target_entity.name, ChangeKind.DELETE, key, origin="dual-write")
+                await there.apply(target_entity, entities, derived, {})
+            return
+        if existing is None:
+            values = {k: v for k, v in full.items() if k not in key}
+            key = {**key, **_row_ids(target_entity, key)}
+            derived = Change(
+                target_entity.name, ChangeKind.CREATE, key, values, origin="dual-write"
+            )
+        else:
+            changed = carry(m, side, entity, target_entity, row, set(change.values))
+            values = {k: v for k, v in changed.items() if k not in key}
+            if not values:
+                return  # no mapped field changed
+            derived = Change(
+                target_entity.name, ChangeKind.UPDATE, key, values, origin="dual-write"
+            )
+        await there.apply(target_entity, entities, derived, validate(target_entity, derived))
+
+
+def _row_ids(entity: EntityMetadata, key: Mapping[str, Any]) -> dict[str, Any]:
+    """A new row id for each primary key field the map's key does not give (Dataverse
+    makes its own row ids)."""
+    return {f.name: str(uuid.uuid4()) for f in entity.key if f.name not in key}

@@ -20,7 +20,7 @@ from strawberry.tools import create_type
 from strawberry.types import ExecutionContext
 
 from gateway.kernel.catalog import ResolvedCatalog
-from schema import catalog_api, lean, setup_api, tenant_api
+from schema import catalog_api, dualwrite_api, lean, setup_api, tenant_api
 from schema.entities import EntityTypes
 from schema.fast import FastReads, RootField
 from schema.mutations import EntityMutations
@@ -77,7 +77,14 @@ def build_schema(
         *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
     ]
     query: Any = create_type(
-        "Query", [*catalog_api.QUERIES, *tenant_api.QUERIES, *setup_api.QUERIES, *root_fields]
+        "Query",
+        [
+            *catalog_api.QUERIES,
+            *tenant_api.QUERIES,
+            *setup_api.QUERIES,
+            *dualwrite_api.QUERIES,
+            *root_fields,
+        ],
     )
     entity_mutations = EntityMutations(catalog, entity_types, names).build()
     mutation: Any = create_type(
@@ -86,6 +93,7 @@ def build_schema(
             *catalog_api.MUTATIONS,
             *tenant_api.MUTATIONS,
             *setup_api.MUTATIONS,
+            *dualwrite_api.MUTATIONS,
             *entity_mutations,
         ],
     )

@@ -8,6 +8,7 @@ from typing import Any
 from datasources.base import DataSource
 from gateway.auth import Authenticator, Principal, Role
 from gateway.catalog.service import CatalogService
+from gateway.dualwrite.service import DualWriteService
 from gateway.kernel.errors import Forbidden, Unauthenticated, UpstreamFailed
 from gateway.setup.addins import AddInService
 from gateway.setup.service import IntegrationService
@@ -29,6 +30,7 @@ class Services:
     tenant: TenantService
     integrations: IntegrationService
     add_ins: AddInService
+    dualwrite: DualWriteService
     writes: WritePipeline
 
 

@@ -20,6 +20,7 @@ from strawberry.types.field import StrawberryField
 from gateway.auth import Role
 from gateway.kernel.catalog import EntityField, EntityMetadata, Operation, ResolvedCatalog
 from gateway.kernel.change import VERSION_FIELDS, Change, ChangeKind, version_field
+from gateway.kernel.dualwrite import Side
 from schema.context import RequestContext
 from schema.entities import EntityTypes, input_field, make_field, planner_arguments, with_arguments
 from schema.naming import Inflector
@@ -178,8 +179,8 @@ class EntityMutations:
         self, info: strawberry.Info, entity: EntityMetadata, change: Change
     ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         context: RequestContext = info.context
-        store = context.source(self.types.bindings[entity.name].source)
-        return await context.control.writes.apply(store, entity, self.catalog.entities, change)
+        side = Side(self.types.bindings[entity.name].source)
+        return await context.control.writes.apply(side, entity, self.catalog.entities, change)
 
     async def _answer(
         self, info: strawberry.Info, entity: EntityMetadata, row: dict[str, Any] | None

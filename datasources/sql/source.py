@@ -8,7 +8,8 @@ are attached to each parent row under its response key.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from datasources.sql.metadata import dataarea, read_entities
 from datasources.sql.statements import RANK, TOTAL, Statements
 from datasources.sql.stores import describe
 from datasources.sql.tables import entity_table
-from datasources.sql.writes import apply_change
+from datasources.sql.writes import WriteUnit
 from gateway.kernel.catalog import Cardinality, EntityMetadata
 from gateway.kernel.change import Change
 from gateway.kernel.errors import UpstreamFailed
@@ -68,11 +69,17 @@ class SqlDataSource:
         values: Mapping[str, Any],
     ) -> tuple[Row | None, Row | None]:
         """Apply one change in its own transaction: all of it lands, or none."""
+        async with self.unit() as unit:
+            return await unit.apply(entity, targets, change, values)
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[WriteUnit]:
+        """A transaction to write in: committed when the block ends, rolled back if it raises."""
         try:
             async with self.engine.begin() as conn:
-                return await apply_change(conn, self.table, entity, targets, change, values)
+                yield WriteUnit(conn, self.table)
         except DBAPIError as exc:
-            raise UpstreamFailed(f"the F&O store refused the change: {describe(exc)}") from exc
+            raise UpstreamFailed(f"the store refused the change: {describe(exc)}") from exc
 
     async def fetch(self, plan: QueryPlan) -> Connection:
         try:

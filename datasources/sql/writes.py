@@ -22,6 +22,30 @@ Row = dict[str, Any]
 TableFor = Callable[[EntityMetadata], Table]
 
 
+class WriteUnit:
+    """Writes inside one open transaction of one store."""
+
+    def __init__(self, conn: AsyncConnection, table_for: TableFor) -> None:
+        self._conn = conn
+        self._table_for = table_for
+
+    async def apply(
+        self,
+        entity: EntityMetadata,
+        targets: Mapping[str, EntityMetadata],
+        change: Change,
+        values: Mapping[str, Any],
+    ) -> tuple[Row | None, Row | None]:
+        return await apply_change(self._conn, self._table_for, entity, targets, change, values)
+
+    async def find(self, entity: EntityMetadata, key: Mapping[str, Any]) -> Row | None:
+        """The row with these field values (a key, or an alternate key), if there is one."""
+        table = self._table_for(entity)
+        where = and_(*(table.c[entity.field(k).column] == v for k, v in key.items()))
+        found = (await self._conn.execute(select(table).where(where).limit(1))).first()
+        return _row(entity, found._mapping) if found is not None else None
+
+
 async def apply_change(
     conn: AsyncConnection,
     table_for: TableFor,

@@ -8,6 +8,7 @@
     ├── Conflict            CONFLICT            the row changed under the caller
     ├── CatalogError        CATALOG_INVALID     entity metadata that cannot be exposed
     ├── PrerequisiteFailed  PREREQUISITE_FAILED the environment is not ready; the message lists why
+    ├── MapInvalid          MAP_INVALID         a dual-write map that cannot run; each problem coded
     └── UpstreamFailed      UPSTREAM_FAILED     a store failed; the message is the store's
 
 Anything else raised while serving a request is an internal error: masked for the
@@ -59,6 +60,10 @@ class CatalogError(GatewayError):
 
 class PrerequisiteFailed(GatewayError):
     code = "PREREQUISITE_FAILED"
+
+
+class MapInvalid(GatewayError):
+    code = "MAP_INVALID"
 
 
 class UpstreamFailed(GatewayError):

@@ -27,25 +27,27 @@ class LinkedDataverse:
         self._tenant = tenant
         self._integrations = integrations
         self._pool_size = pool_size
-        self._url: str | None = None
+        self.url: str | None = None
         self.source: SqlDataSource | None = None
+        self.environment: str | None = None  # the linked F&O environment's name
 
-    async def _linked_url(self) -> str | None:
+    async def _linked(self) -> tuple[str | None, str | None]:
         for env in await self._tenant.environments():
             if env.fno_url != self._fno_url:
                 continue
             status = await self._integrations.status(env.name)
             if status.state is SetupState.COMPLETED and status.dataverse_environment:
                 found = await self._tenant.dataverse_environment(status.dataverse_environment)
-                return found.url if found is not None else None
-        return None
+                if found is not None:
+                    return env.name, found.url
+        return None, None
 
     async def catalog(self) -> ResolvedCatalog | None:
         """The linked store's tables (opening or closing the store as the link changed)."""
-        url = await self._linked_url()
-        if url != self._url:
+        self.environment, url = await self._linked()
+        if url != self.url:
             await self.close()
-            self._url = url
+            self.url = url
             if url is not None:
                 self.source = SqlDataSource(create_engine(url, self._pool_size))
         if self.source is None:

@@ -1,0 +1,194 @@
+"""`DualWriteService`: the maps of the linked Dataverse environment and their states.
+
+Definitions live in the Dataverse store (the dual-write application installs them
+there); each map's state lives in the control store. The write pipeline asks which
+maps are running for an entity; that answer is kept in memory and renewed on every
+change of state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import Column, String, Table, Text, delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from datasources.base import DataSource
+from datasources.dataverse import store as dataverse_store
+from datasources.sql.tables import UtcDateTime
+from gateway.control import control_metadata
+from gateway.kernel.catalog import EntityMetadata
+from gateway.kernel.dualwrite import (
+    DualWriteMap,
+    MapAction,
+    MapState,
+    Master,
+    Problem,
+    Side,
+    check_map,
+    map_actions,
+    parse_map,
+)
+from gateway.kernel.errors import BadUserInput, Conflict, MapInvalid, NotFound
+from gateway.setup.linked import LinkedDataverse
+
+map_state = Table(
+    "dual_write_map_state",
+    control_metadata,
+    Column("environment", String(100), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("state", String(20), nullable=False),
+    Column("master", String(20), nullable=False),
+    Column("error", Text),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class MapView:
+    definition: DualWriteMap
+    state: MapState
+    master: Master
+    problems: list[Problem]
+    actions: list[MapAction]
+    updated_at: dt.datetime | None
+
+
+class DualWriteService:
+    def __init__(self, control: AsyncEngine, fno: DataSource, linked: LinkedDataverse) -> None:
+        self._control = control
+        self._fno = fno
+        self._linked = linked
+        self._running: dict[tuple[Side, str], list[DualWriteMap]] = {}
+
+    # what runs
+
+    def running(self, side: Side, entity: str) -> list[DualWriteMap]:
+        """The running maps a write to `entity` on `side` must be carried through."""
+        return self._running.get((side, entity), [])
+
+    def store(self, side: Side) -> DataSource:
+        if side is Side.FNO:
+            return self._fno
+        if self._linked.source is None:
+            raise NotFound("no Dataverse environment is linked to this gateway's F&O environment")
+        return self._linked.source
+
+    async def entities(self, side: Side) -> dict[str, EntityMetadata]:
+        return {e.name: e for e in await self.store(side).published_entities()}
+
+    async def refresh(self) -> None:
+        """Reload which maps run (after a state change, a link or a restart)."""
+        running: dict[tuple[Side, str], list[DualWriteMap]] = {}
+        if self._linked.source is not None:
+            for view in await self.maps():
+                if view.state is MapState.RUNNING:
+                    m = view.definition
+                    running.setdefault((Side.FNO, m.fno_entity), []).append(m)
+                    running.setdefault((Side.DATAVERSE, m.dataverse_table), []).append(m)
+        self._running = running
+
+    # the API
+
+    async def maps(self) -> list[MapView]:
+        environment = self._environment()
+        linked = self._linked.source
+        if linked is None:
+            raise NotFound("no Dataverse environment is linked to this gateway's F&O environment")
+        async with linked.engine.connect() as conn:
+            definitions = [parse_map(d) for d in await dataverse_store.map_definitions(conn)]
+        fno, dv = await self.entities(Side.FNO), await self.entities(Side.DATAVERSE)
+        async with self._control.connect() as conn:
+            rows = {
+                r.name: r
+                for r in await conn.execute(
+                    select(map_state).where(map_state.c.environment == environment)
+                )
+            }
+        views = []
+        for m in definitions:
+            row = rows.get(m.name)
+            state = MapState(row.state) if row is not None else MapState.NOT_RUNNING
+            views.append(
+                MapView(
+                    definition=m,
+                    state=state,
+                    master=Master(row.master) if row is not None else Master.DATAVERSE,
+                    problems=check_map(m, fno.get(m.fno_entity), dv.get(m.dataverse_table)),
+                    actions=map_actions(state),
+                    updated_at=row.updated_at if row is not None else None,
+                )
+            )
+        return views
+
+    async def map(self, name: str) -> MapView:
+        found = next((v for v in await self.maps() if v.definition.name == name), None)
+        if found is None:
+            raise NotFound(
+                f"no dual-write map named {name!r}; install the dual-write application, "
+                "then query dualWriteMaps"
+            )
+        return found
+
+    async def run(self, name: str, master: Master) -> list[MapView]:
+        """Run the map and every map it depends on that is not running yet."""
+        views = {v.definition.name: v for v in await self.maps()}
+        if name not in views:
+            await self.map(name)  # raises NOT_FOUND
+        order: list[str] = []
+        self._with_dependencies(name, views, order, set())
+        starting = [n for n in order if views[n].state is not MapState.RUNNING]
+        problems = [(n, p) for n in starting for p in views[n].problems]
+        if problems:
+            raise MapInvalid(
+                "the map cannot run: " + "; ".join(f"{n}: {p.message}" for n, p in problems),
+                problems=[{"map": n, "code": p.code, "message": p.message} for n, p in problems],
+            )
+        await self._set(starting, MapState.RUNNING, master)
+        return [v for v in await self.maps() if v.definition.name in order]
+
+    async def stop(self, name: str) -> MapView:
+        view = await self.map(name)
+        if view.state is MapState.NOT_RUNNING:
+            raise Conflict(f"{name} is not running")
+        await self._set([name], MapState.NOT_RUNNING, view.master)
+        return await self.map(name)
+
+    def _with_dependencies(
+        self, name: str, views: dict[str, MapView], order: list[str], seen: set[str]
+    ) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        for dependency in views[name].definition.depends_on:
+            if dependency not in views:
+                raise BadUserInput(f"{name} depends on {dependency}, which is not installed")
+            self._with_dependencies(dependency, views, order, seen)
+        order.append(name)
+
+    async def _set(self, names: list[str], state: MapState, master: Master) -> None:
+        environment = self._environment()
+        now = dt.datetime.now(dt.UTC)
+        async with self._control.begin() as conn:
+            for name in names:
+                await conn.execute(
+                    delete(map_state).where(
+                        map_state.c.environment == environment, map_state.c.name == name
+                    )
+                )
+                await conn.execute(
+                    insert(map_state).values(
+                        environment=environment,
+                        name=name,
+                        state=state.value,
+                        master=master.value,
+                        updated_at=now,
+                    )
+                )
+        await self.refresh()
+
+    def _environment(self) -> str:
+        if self._linked.environment is None:
+            raise NotFound("no Dataverse environment is linked to this gateway's F&O environment")
+        return self._linked.environment

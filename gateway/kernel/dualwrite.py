@@ -1,0 +1,357 @@
+"""Dual-write maps: what binds an F&O entity to a Dataverse table, the checks a map
+must pass before it runs, the map states, and the transforms between the two rows.
+
+Pure: the dual-write service stores maps and runs them; this decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from gateway.kernel.catalog import EntityField, EntityMetadata, FieldType
+from gateway.kernel.change import VERSION_FIELDS
+from gateway.kernel.errors import BadUserInput
+
+NUMBERS = {FieldType.INT, FieldType.INT64, FieldType.REAL}
+
+
+class Direction(StrEnum):
+    BOTH = "both"
+    TO_DATAVERSE = "to_dataverse"
+    TO_FNO = "to_fno"
+
+    def reaches(self, side: Side) -> bool:
+        return self is Direction.BOTH or self.value == f"to_{side.value}"
+
+
+class Side(StrEnum):
+    FNO = "fno"
+    DATAVERSE = "dataverse"
+
+    @property
+    def other(self) -> Side:
+        return Side.DATAVERSE if self is Side.FNO else Side.FNO
+
+
+@dataclass(frozen=True)
+class FieldMapping:
+    fno: str  # "" for a default-only mapping towards F&O
+    dataverse: str  # "" for a default-only mapping towards Dataverse
+    direction: Direction
+    default: Any = None  # used when the source has no value (or there is no source)
+    value_map: tuple[tuple[Any, Any], ...] = ()  # (F&O value, Dataverse value)
+    lookup: bool = False  # the value names a row of another table by its key
+
+    def name_on(self, side: Side) -> str:
+        return self.fno if side is Side.FNO else self.dataverse
+
+
+@dataclass(frozen=True)
+class Condition:
+    """`field == value` (or `!=`) on one side's row; values are enum symbols or text."""
+
+    field: str
+    value: str
+    equal: bool = True
+
+
+@dataclass(frozen=True)
+class DualWriteMap:
+    name: str
+    fno_entity: str
+    dataverse_table: str
+    company_specific: bool
+    key: tuple[tuple[str, str], ...]  # (F&O field, Dataverse column)
+    fields: tuple[FieldMapping, ...]
+    fno_filter: tuple[Condition, ...] = ()
+    dataverse_filter: tuple[Condition, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    version: str = "1.0.0"
+
+    def entity_on(self, side: Side) -> str:
+        return self.fno_entity if side is Side.FNO else self.dataverse_table
+
+    def filter_on(self, side: Side) -> tuple[Condition, ...]:
+        return self.fno_filter if side is Side.FNO else self.dataverse_filter
+
+
+class MapState(StrEnum):
+    NOT_RUNNING = "NOT_RUNNING"
+    INITIALIZING = "INITIALIZING"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    RESUMING = "RESUMING"
+    ERROR = "ERROR"
+
+
+class MapAction(StrEnum):
+    RUN = "RUN"
+    STOP = "STOP"
+    PAUSE = "PAUSE"
+    RESUME = "RESUME"
+
+
+def map_actions(state: MapState) -> list[MapAction]:
+    return {
+        MapState.NOT_RUNNING: [MapAction.RUN],
+        MapState.RUNNING: [MapAction.STOP, MapAction.PAUSE],
+        MapState.PAUSED: [MapAction.RESUME, MapAction.STOP],
+        MapState.ERROR: [MapAction.RUN, MapAction.STOP],
+    }.get(state, [])
+
+
+class Master(StrEnum):
+    """Which side wins when both changed a row (Microsoft's default: Dataverse)."""
+
+    DATAVERSE = "DATAVERSE"
+    FNO = "FNO"
+
+
+# parsing
+
+
+def parse_condition(text: str) -> tuple[Condition, ...]:
+    """`PartyType == Organization && Name != 'x'`: the filter grammar maps use."""
+    conditions = []
+    for part in (p.strip() for p in text.split("&&") if p.strip()):
+        for operator, equal in (("!=", False), ("==", True)):
+            if operator in part:
+                name, _, value = part.partition(operator)
+                conditions.append(Condition(name.strip(), value.strip().strip("'\""), equal))
+                break
+        else:
+            raise BadUserInput(f"cannot read the filter {part!r}: write `Field == value`")
+    return tuple(conditions)
+
+
+def parse_map(data: Mapping[str, Any]) -> DualWriteMap:
+    try:
+        return DualWriteMap(
+            name=str(data["name"]),
+            fno_entity=str(data["fno_entity"]),
+            dataverse_table=str(data["dataverse_table"]),
+            company_specific=bool(data.get("company_specific", False)),
+            key=tuple((str(a), str(b)) for a, b in data["key"]),
+            fields=tuple(
+                FieldMapping(
+                    fno=str(f.get("fno", "")),
+                    dataverse=str(f.get("dataverse", "")),
+                    direction=Direction(f.get("direction", "both")),
+                    default=f.get("default"),
+                    value_map=tuple((a, b) for a, b in f.get("value_map", ())),
+                    lookup=bool(f.get("lookup")),
+                )
+                for f in data["fields"]
+            ),
+            fno_filter=parse_condition(str(data.get("fno_filter") or "")),
+            dataverse_filter=parse_condition(str(data.get("dataverse_filter") or "")),
+            depends_on=tuple(str(d) for d in data.get("depends_on", ())),
+            version=str(data.get("version", "1.0.0")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadUserInput(f"the map definition is malformed: {exc}") from None
+
+
+# checking
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    message: str
+
+
+def check_map(
+    m: DualWriteMap, fno: EntityMetadata | None, dataverse: EntityMetadata | None
+) -> list[Problem]:
+    """Every reason the map cannot run (empty: it can)."""
+    if fno is None or dataverse is None:
+        missing = m.fno_entity if fno is None else m.dataverse_table
+        return [Problem("TABLE_MISSING", f"{missing} is not published; refresh the catalog")]
+    sides = {Side.FNO: fno, Side.DATAVERSE: dataverse}
+    problems: list[Problem] = []
+    if not dataverse.has_field("versionnumber"):
+        problems.append(Problem("NO_ROW_VERSION", f"{dataverse.name} has no versionnumber"))
+    if m.company_specific != fno.company_scoped:
+        scope = "company-specific" if fno.company_scoped else "cross-company"
+        problems.append(
+            Problem(
+                "COMPANY_SCOPE_MISMATCH",
+                f"{fno.name} is {scope} but the map is "
+                f"{'company-specific' if m.company_specific else 'cross-company'}",
+            )
+        )
+    for mapping in m.fields:
+        for side in Side:
+            name = mapping.name_on(side)
+            if name and not sides[side].has_field(name):
+                problems.append(Problem("FIELD_MISSING", f"{sides[side].name} has no field {name}"))
+    problems += [
+        Problem(
+            "LOOKUP_NOT_SUPPORTED",
+            f"{f.fno} = {f.dataverse} is a lookup, which this gateway does not resolve yet",
+        )
+        for f in m.fields
+        if f.lookup
+    ]
+    if problems:
+        return problems
+    used = [side for side in Side if any(f.direction.reaches(side) for f in m.fields)]
+    for fno_key, dv_key in m.key:
+        if not any(
+            f.fno == fno_key
+            and f.dataverse == dv_key
+            and all(f.direction.reaches(side) for side in used)
+            for f in m.fields
+        ):
+            both = " in both directions" if len(used) == 2 else ""
+            problems.append(
+                Problem(
+                    "KEY_NOT_MAPPED_BOTH_WAYS",
+                    f"the key {fno_key} = {dv_key} must be mapped{both} wherever the map syncs",
+                )
+            )
+    for target in Side:
+        toward = [f for f in m.fields if f.direction.reaches(target)]
+        if not toward:
+            continue
+        entity = sides[target]
+        names = [f.name_on(target) for f in toward if f.name_on(target)]
+        problems += [
+            Problem("DUPLICATE_TARGET", f"{entity.name}.{n} is mapped more than once")
+            for n in sorted({n for n in names if names.count(n) > 1})
+        ]
+        for mapping in toward:
+            name = mapping.name_on(target)
+            if not name:
+                continue
+            spec = entity.field(name)
+            if spec.read_only or spec.name in VERSION_FIELDS:
+                problems.append(
+                    Problem("READ_ONLY_TARGET_MAPPED", f"{entity.name}.{name} is read-only")
+                )
+            source = mapping.name_on(target.other)
+            if source and not _compatible(sides[target.other].field(source), spec, mapping):
+                origin = sides[target.other]
+                problems.append(
+                    Problem(
+                        "TYPE_MISMATCH",
+                        f"{origin.name}.{source} ({origin.field(source).type}) cannot fill "
+                        f"{entity.name}.{name} ({spec.type}) without a value map",
+                    )
+                )
+        covered = set(names)
+        for spec in entity.fields:
+            if (
+                not spec.nullable
+                and not spec.read_only
+                and spec.name not in VERSION_FIELDS
+                and spec.name not in covered
+                and not (target is Side.DATAVERSE and spec.is_key)  # a row id it makes
+            ):
+                problems.append(
+                    Problem(
+                        "MANDATORY_TARGET_UNMAPPED",
+                        f"{entity.name}.{spec.name} is mandatory: map it, or give it a default",
+                    )
+                )
+    return problems
+
+
+def _compatible(source: EntityField, target: EntityField, mapping: FieldMapping) -> bool:
+    if mapping.value_map:
+        return True
+    if source.type is target.type:
+        if source.type is FieldType.ENUM:
+            assert source.enum is not None
+            assert target.enum is not None
+            wanted = {m.symbol for m in source.enum.members}
+            return wanted <= {m.symbol for m in target.enum.members}
+        return True
+    return source.type in NUMBERS and target.type in NUMBERS
+
+
+# transforming
+
+
+def passes(m: DualWriteMap, side: Side, entity: EntityMetadata, row: Mapping[str, Any]) -> bool:
+    """Whether a row of `side` is in scope of the map's filter there."""
+    for condition in m.filter_on(side):
+        value = row.get(condition.field)
+        spec = entity.field(condition.field)
+        if spec.enum is not None and isinstance(value, int):
+            value = spec.enum.symbol_of(value)
+        if (str(value) == condition.value) != condition.equal:
+            return False
+    return True
+
+
+def carry(
+    m: DualWriteMap,
+    source: Side,
+    source_entity: EntityMetadata,
+    target_entity: EntityMetadata,
+    row: Mapping[str, Any],
+    changed: set[str] | None,
+) -> dict[str, Any]:
+    """The target side's values for a source row (only the fields that changed, when
+    `changed` names them; defaults fill what has no value)."""
+    target = source.other
+    values: dict[str, Any] = {}
+    for mapping in m.fields:
+        name = mapping.name_on(target)
+        if not name or not mapping.direction.reaches(target):
+            continue
+        origin = mapping.name_on(source)
+        if changed is not None and (not origin or origin not in changed):
+            continue
+        value = row.get(origin) if origin else None
+        value = _translate(mapping, source, source_entity, origin, value)
+        if value is None:
+            value = mapping.default
+        values[name] = _to_target(target_entity.field(name), value)
+    fno_entity = source_entity if source is Side.FNO else target_entity
+    for fno_field, dv_field in m.key:
+        name = dv_field if target is Side.DATAVERSE else fno_field
+        if fno_field == fno_entity.company_field and isinstance(values.get(name), str):
+            # F&O keeps company codes in lower case; Dataverse shows them as written
+            values[name] = (
+                values[name].upper() if target is Side.DATAVERSE else values[name].lower()
+            )
+    return values
+
+
+def key_on(m: DualWriteMap, target: Side, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The target row's key from the carried values."""
+    names = [dv if target is Side.DATAVERSE else fno for fno, dv in m.key]
+    return {n: values[n] for n in names if n in values}
+
+
+def _translate(
+    mapping: FieldMapping, source: Side, entity: EntityMetadata, origin: str, value: Any
+) -> Any:
+    if origin and value is not None:
+        spec = entity.field(origin)
+        if spec.enum is not None and isinstance(value, int):
+            value = spec.enum.symbol_of(value)  # enums travel by symbol
+    for fno_value, dv_value in mapping.value_map:
+        if value == (fno_value if source is Side.FNO else dv_value):
+            return dv_value if source is Side.FNO else fno_value
+    return value
+
+
+def _to_target(spec: EntityField, value: Any) -> Any:
+    if value is None:
+        return None
+    if spec.enum is not None:
+        symbols = {m.symbol: m.value for m in spec.enum.members}
+        return symbols.get(str(value), value)
+    if spec.type is FieldType.REAL and not isinstance(value, Decimal):
+        return Decimal(str(value))
+    if spec.type is FieldType.STRING and not isinstance(value, str):
+        return str(value)
+    return value

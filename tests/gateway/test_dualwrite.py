@@ -1,0 +1,214 @@
+"""Dual-write through GraphQL only, on SQLite and PostgreSQL: the maps the dual-write
+application installs, running them, the seed's two scenarios, and writes that one
+side refuses leaving both sides unchanged."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from gateway.auth import Role
+from tests.conftest import Gateway
+from tests.gateway.test_setup import admin, new_environment, setup, wait_until
+
+CUSTOMERS = "Customers V3 (accounts)"
+CUSTOMER = """
+mutation($input: CustomerV3CreateInput!) { createCustomerV3(input: $input) { customerAccount } }
+"""
+READ_CUSTOMER = """
+query($a: String!) { customerV3(dataAreaId: "USMF", customerAccount: $a) {
+  creditLimit deliveryAddressStreet deliveryAddressCity invoiceAddressStreet invoiceAddressCity
+  customerGroupId recVersion } }
+"""
+ACCOUNT = """
+query($a: String!) { accounts(where: {accountnumber: {eq: $a}}) {
+  nodes { accountid name msdyn_company creditlimit address1_city emailaddress1 statecode } } }
+"""
+UPDATE_ACCOUNT = """
+mutation($id: String!, $input: accountUpdateInput!) {
+  updateAccount(accountid: $id, input: $input) { creditlimit versionnumber } }
+"""
+
+
+def customer(account: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "dataAreaId": "USMF",
+        "customerAccount": account,
+        "organizationName": f"Customer {account}",
+        "partyType": "Organization",
+        "customerGroupId": "10",
+        "salesCurrencyCode": "USD",
+        "creditLimitIsMandatory": "No",
+        "onHoldStatus": "No",
+        "creditLimit": "2000",
+        **fields,
+    }
+
+
+def run_customers(gw: Gateway, writer: str) -> None:
+    """Run the customers map (and its dependencies), then bring USMF to Dataverse by
+    touching the legal entity: with no initial sync, a row travels when it is written."""
+    gw.data(f'mutation {{ runDualWriteMap(name: "{CUSTOMERS}") {{ name }} }}', token=admin(gw))
+    gw.data(
+        'mutation { updateLegalEntity(legalEntityId: "USMF", input: {name: "Contoso USA"}) '
+        "{ name } }",
+        token=writer,
+    )
+    companies = gw.data("{ cdm_companies { nodes { cdm_companycode cdm_name } } }")
+    assert companies["cdm_companies"]["nodes"] == [
+        {"cdm_companycode": "USMF", "cdm_name": "Contoso USA"}
+    ]
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return found
+
+
+@pytest.fixture
+def linked(control_plane: Callable[..., Gateway]) -> Gateway:
+    """A gateway whose F&O environment is linked, with the dual-write application."""
+    gw = control_plane()
+    env = new_environment(gw)
+    assert "errors" not in setup(gw, env, ", template: STANDARD_WITH_DUAL_WRITE")
+    wait_until(gw, env, "COMPLETED")
+    gw.data(
+        "mutation($e: String!) { installDualWriteApplication(environment: $e) { state } }",
+        {"e": env},
+        token=admin(gw),
+    )
+
+    def installed() -> bool:
+        found = gw.data(
+            "query($e: String!) { addInInstallations(environment: $e) { state } }", {"e": env}
+        )["addInInstallations"]
+        return found == [{"state": "INSTALLED"}]
+
+    wait_for(installed)
+    wait_for(lambda: "errors" not in gw.query("{ dualWriteMaps { name } accounts { totalCount } }"))
+    return gw
+
+
+def test_maps_run_with_their_dependencies(linked: Gateway) -> None:
+    gw = linked
+    maps = gw.data("{ dualWriteMaps { name state problems { code } availableActions } }")
+    by_name = {m["name"]: m for m in maps["dualWriteMaps"]}
+    assert len(by_name) == 5 and all(m["state"] == "NOT_RUNNING" for m in by_name.values())
+    assert by_name[CUSTOMERS]["problems"] == [] and by_name[CUSTOMERS]["availableActions"] == [
+        "RUN"
+    ]
+    assert (
+        gw.error(f'mutation {{ runDualWriteMap(name: "{CUSTOMERS}") {{ name }} }}')["extensions"][
+            "code"
+        ]
+        == "FORBIDDEN"
+    )
+    ran = gw.data(
+        f'mutation {{ runDualWriteMap(name: "{CUSTOMERS}") {{ name state }} }}', token=admin(gw)
+    )["runDualWriteMap"]
+    assert {m["name"]: m["state"] for m in ran} == {
+        "Legal entities (cdm_companies)": "RUNNING",
+        "Customer groups (msdyn_customergroups)": "RUNNING",
+        CUSTOMERS: "RUNNING",
+    }
+    refused = gw.error(
+        'mutation { runDualWriteMap(name: "Sales order headers (salesorders)") { name } }',
+        token=admin(gw),
+    )
+    assert refused["extensions"]["code"] == "MAP_INVALID"
+    assert refused["extensions"]["problems"][0]["code"] == "LOOKUP_NOT_SUPPORTED"
+
+
+def test_the_seed_scenarios_both_ways(linked: Gateway) -> None:
+    gw = linked
+    writer = gw.token(Role.WRITER, sub="rep@contoso.com")
+    run_customers(gw, writer)
+
+    # a customer created in F&O is an account in Dataverse when the mutation returns
+    gw.data(CUSTOMER, {"input": customer("DW-1")}, token=writer)
+    account = gw.data(ACCOUNT, {"a": "DW-1"})["accounts"]["nodes"]
+    assert len(account) == 1
+    assert account[0]["msdyn_company"] == "USMF" and account[0]["statecode"] == "Active"
+    assert account[0]["creditlimit"].startswith("2000")
+    account_id = account[0]["accountid"]
+
+    # (b) a sales representative raises the credit limit from 2,000 to 5,000 in Dataverse
+    gw.data(UPDATE_ACCOUNT, {"id": account_id, "input": {"creditlimit": "5000"}}, token=writer)
+    assert gw.data(READ_CUSTOMER, {"a": "DW-1"})["customerV3"]["creditLimit"].startswith("5000")
+
+    # (a) a customer service representative changes the shipping and billing address
+    address = {
+        "address1_line1": "1 Harbour Road",
+        "address1_city": "Seattle",
+        "address2_line1": "PO Box 12",
+        "address2_city": "Redmond",
+    }
+    gw.data(UPDATE_ACCOUNT, {"id": account_id, "input": address}, token=writer)
+    found = gw.data(READ_CUSTOMER, {"a": "DW-1"})["customerV3"]
+    assert (found["deliveryAddressStreet"], found["deliveryAddressCity"]) == (
+        "1 Harbour Road",
+        "Seattle",
+    )
+    assert (found["invoiceAddressStreet"], found["invoiceAddressCity"]) == ("PO Box 12", "Redmond")
+    assert found["recVersion"] == 3  # two carried updates, each one version
+
+    # people are not accounts: the map's filter keeps them out
+    gw.data(CUSTOMER, {"input": customer("DW-P", partyType="Person")}, token=writer)
+    assert gw.data(ACCOUNT, {"a": "DW-P"})["accounts"]["nodes"] == []
+
+    # deletes are carried too
+    gw.data(
+        'mutation { deleteCustomerV3(dataAreaId: "USMF", customerAccount: "DW-1") { version } }',
+        token=writer,
+    )
+    assert gw.data(ACCOUNT, {"a": "DW-1"})["accounts"]["nodes"] == []
+
+
+def test_a_write_the_other_side_refuses_changes_neither(linked: Gateway) -> None:
+    gw = linked
+    writer = gw.token(Role.WRITER, sub="rep@contoso.com")
+    run_customers(gw, writer)
+    gw.data(CUSTOMER, {"input": customer("DW-2")}, token=writer)
+    account_id = gw.data(ACCOUNT, {"a": "DW-2"})["accounts"]["nodes"][0]["accountid"]
+
+    # Dataverse takes an email of at most 100 characters; F&O would take it
+    long_email = "x" * 120 + "@contoso.com"
+    refused = gw.error(
+        CUSTOMER, {"input": customer("DW-3", primaryContactEmail=long_email)}, token=writer
+    )
+    assert refused["extensions"]["code"] == "BAD_USER_INPUT"
+    assert refused["message"].startswith("Dataverse refused the change:")
+    assert "emailaddress1" in refused["message"]
+    assert gw.data(READ_CUSTOMER, {"a": "DW-3"})["customerV3"] is None  # F&O rolled back
+
+    # F&O knows no customer group NOPE: the Dataverse update is refused with F&O's words
+    refused = gw.error(
+        UPDATE_ACCOUNT,
+        {"id": account_id, "input": {"msdyn_customergroupid": "NOPE", "creditlimit": "9"}},
+        token=writer,
+    )
+    assert refused["message"].startswith("F&O refused the change:")
+    assert "no CustomerGroup with CustomerGroupId 'NOPE'" in refused["message"]
+    account = gw.data(ACCOUNT, {"a": "DW-2"})["accounts"]["nodes"][0]
+    assert account["creditlimit"].startswith("2000")  # Dataverse rolled back
+    assert gw.data(READ_CUSTOMER, {"a": "DW-2"})["customerV3"]["customerGroupId"] == "10"
+
+    # an account created in Dataverse without a customer group cannot become a customer
+    create = gw.error(
+        'mutation { createAccount(input: {accountid: "a-1", name: "Lone", '
+        'accountnumber: "DV-1", msdyn_company: "USMF", statecode: Active}) { name } }',
+        token=writer,
+    )
+    assert "F&O refused the change" in create["message"] and "CustomerGroupId" in create["message"]
+    assert gw.data(ACCOUNT, {"a": "DV-1"})["accounts"]["nodes"] == []
+
+    # stopped, the map carries nothing
+    gw.data(f'mutation {{ stopDualWriteMap(name: "{CUSTOMERS}") {{ state }} }}', token=admin(gw))
+    gw.data(UPDATE_ACCOUNT, {"id": account_id, "input": {"creditlimit": "7000"}}, token=writer)
+    assert gw.data(READ_CUSTOMER, {"a": "DW-2"})["customerV3"]["creditLimit"].startswith("2000")
