@@ -21,6 +21,8 @@ from gateway import demo_tenant
 from gateway.auth import Authenticator, Role
 from gateway.catalog.service import CatalogService
 from gateway.control import create_control_schema
+from gateway.dualwrite import initial_sync
+from gateway.dualwrite.initial_sync import InitialSync
 from gateway.dualwrite.service import DualWriteService
 from gateway.feed import Notifier
 from gateway.jobs import JobRunner
@@ -163,6 +165,9 @@ async def _control_plane(
         )
     linked = LinkedDataverse(settings.store_url("fno"), tenant, integrations, settings.pool_size)
     dualwrite = DualWriteService(control, fno, linked)
+    initial = InitialSync(control, dualwrite, notifier, runner.wake, settings.sync_batch)
+    dualwrite.use_initial_sync(initial.plan)
+    runner.register(initial_sync.JOB_KIND, initial.step)
     services = Services(
         auth,
         tenant,

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
         1.0, gt=0, description="How often jobs and streams look for work from other replicas."
     )
     run_jobs: bool = Field(True, description="Run durable jobs (setup, add-ins) in this process.")
+    sync_batch: int = Field(5000, ge=1, description="Rows an initial-sync batch copies.")
     sync_timeout: float = Field(
         120.0, gt=0, description="Seconds the other store has to take a dual-write change."
     )

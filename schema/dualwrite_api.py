@@ -1,12 +1,13 @@
-"""Dual-write maps in GraphQL: list them with their state and problems; run and stop
-them (admin). Running carries every write made through the gateway to the other
-side from then on; rows that exist already are not copied (no initial sync yet)."""
+"""Dual-write maps in GraphQL: list them with their state, problems, initial-sync
+progress and errors; run (with or without initial sync) and stop them (admin)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated, cast
 
 import strawberry
+from strawberry.scalars import JSON
 
 from gateway.auth import Role
 from gateway.dualwrite.service import MapView
@@ -33,6 +34,24 @@ class MapProblem:
     message: str
 
 
+@strawberry.type(description="Initial sync of one legal entity (blank: a cross-company map).")
+class InitialSyncProgress:
+    company: str
+    copied: int
+    failed: int
+    done: bool
+    updated_at: dt.datetime = strawberry.field(name="updatedAt")
+
+
+@strawberry.type(description="A row the other side refused, with its message.")
+class DualWriteError:
+    company: str
+    source: str = strawberry.field(description="The side the row was read from.")
+    key: JSON
+    message: str
+    at: dt.datetime
+
+
 @strawberry.type(description="A dual-write map between an F&O entity and a Dataverse table.")
 class DualWriteMap:
     name: str
@@ -47,6 +66,9 @@ class DualWriteMap:
     problems: list[MapProblem]
     available_actions: list[MapAction] = strawberry.field(name="availableActions")
     updated_at: dt.datetime | None = strawberry.field(name="updatedAt")
+    initial_sync: list[InitialSyncProgress] = strawberry.field(name="initialSync")
+    errors: list[DualWriteError] = strawberry.field(description="The latest, newest first.")
+    error_count: int = strawberry.field(name="errorCount")
 
     @staticmethod
     def of(view: MapView) -> DualWriteMap:
@@ -72,6 +94,27 @@ class DualWriteMap:
             problems=[MapProblem(code=p.code, message=p.message) for p in view.problems],
             available_actions=view.actions,
             updated_at=view.updated_at,
+            initial_sync=[
+                InitialSyncProgress(
+                    company=p.company.upper(),
+                    copied=p.copied,
+                    failed=p.failed,
+                    done=p.done,
+                    updated_at=p.updated_at,
+                )
+                for p in view.progress
+            ],
+            errors=[
+                DualWriteError(
+                    company=e.company.upper(),
+                    source=e.source.value,
+                    key=cast(JSON, e.key),
+                    message=e.message,
+                    at=e.at,
+                )
+                for e in view.errors
+            ],
+            error_count=view.error_count,
         )
 
 
@@ -85,14 +128,19 @@ async def dual_write_maps(info: strawberry.Info) -> list[DualWriteMap]:
 @strawberry.mutation(
     name="runDualWriteMap",
     description="Run a map and the maps it depends on. From now on every write through "
-    "the gateway to either side is carried to the other, both or neither.",
+    "the gateway to either side is carried to the other, both or neither. With "
+    "initialSync, the rows that exist already are copied first, from the master.",
 )
 async def run_dual_write_map(
-    info: strawberry.Info, name: str, master: Master = Master.DATAVERSE
+    info: strawberry.Info,
+    name: str,
+    master: Master = Master.DATAVERSE,
+    initial_sync: Annotated[bool, strawberry.argument(name="initialSync")] = False,
 ) -> list[DualWriteMap]:
     context: RequestContext = info.context
     context.require(Role.ADMIN)
-    return [DualWriteMap.of(v) for v in await context.control.dualwrite.run(name, master)]
+    started = await context.control.dualwrite.run(name, master, initial_sync)
+    return [DualWriteMap.of(v) for v in started]
 
 
 @strawberry.mutation(name="stopDualWriteMap", description="Stop carrying writes for a map.")

@@ -19,7 +19,8 @@ async def bulk_insert(
     if not rows:
         return 0
     dialect = conn.dialect
-    columns = list(rows[0])
+    given = set(rows[0])
+    columns = [c.key for c in table.columns if c.key in given]  # the compiled INSERT's order
     processors = [table.c[c].type.bind_processor(dialect) for c in columns]
     converted = [
         tuple(

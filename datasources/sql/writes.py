@@ -7,13 +7,14 @@ that exist, as F&O's own validation insists.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, insert, select, update
+from sqlalchemy import Table, and_, delete, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from datasources.sql.bulk import bulk_insert
 from gateway.kernel.catalog import Cardinality, EntityMetadata
 from gateway.kernel.change import Change, ChangeKind, version_field
 from gateway.kernel.errors import BadUserInput, Conflict, NotFound
@@ -37,6 +38,50 @@ class WriteUnit:
         values: Mapping[str, Any],
     ) -> tuple[Row | None, Row | None]:
         return await apply_change(self._conn, self._table_for, entity, targets, change, values)
+
+    async def upsert_many(
+        self,
+        entity: EntityMetadata,
+        targets: Mapping[str, EntityMetadata],
+        key: Sequence[str],
+        rows: Sequence[Mapping[str, Any]],
+        new_row: Callable[[], Mapping[str, Any]] = dict,
+    ) -> dict[int, str]:
+        """Insert the rows that are new (with what `new_row` adds, such as a row id) and
+        update those whose `key` exists: a bulk copy, one statement to find and one to
+        insert. Returns the refused rows' problems by position; the rest are written."""
+        refused = await _missing_references(self._conn, self._table_for, entity, targets, rows)
+        table = self._table_for(entity)
+        version = version_field(entity)
+        columns = [table.c[entity.field(k).column] for k in key]
+        wanted = [(i, r) for i, r in enumerate(rows) if i not in refused]
+        found: set[tuple[Any, ...]] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = [tuple(r[k] for k in key) for _, r in wanted[start : start + 500]]
+            result = await self._conn.execute(select(*columns).where(tuple_(*columns).in_(chunk)))
+            found.update(tuple(row) for row in result)
+        fresh: list[Mapping[str, Any]] = []
+        known: list[Mapping[str, Any]] = []
+        for _, row in wanted:
+            (known if tuple(row[k] for k in key) in found else fresh).append(row)
+        if fresh:
+            stored = [
+                {entity.field(n).column: v for n, v in {**new_row(), **r}.items()} for r in fresh
+            ]
+            if version is not None:
+                for r in stored:
+                    r[entity.field(version).column] = 1
+            await bulk_insert(self._conn, table, stored)
+        for row in known:
+            where = and_(*(c == row[k] for c, k in zip(columns, key, strict=True)))
+            values: dict[str, Any] = {
+                entity.field(n).column: v for n, v in row.items() if n not in key
+            }
+            if version is not None:
+                column = table.c[entity.field(version).column]
+                values[column.name] = column + 1
+            await self._conn.execute(update(table).where(where).values(values))
+        return refused
 
     async def find(self, entity: EntityMetadata, key: Mapping[str, Any]) -> Row | None:
         """The row with these field values (a key, or an alternate key), if there is one."""
@@ -108,32 +153,58 @@ async def _check_references(
     row: Mapping[str, Any],
     changed: set[str],
 ) -> None:
-    problems: list[str] = []
+    refused = await _missing_references(conn, table_for, entity, targets, [row], changed)
+    if refused:
+        problems = refused[0].split("; ")
+        raise BadUserInput(f"{entity.name}: " + refused[0], problems=problems)
+
+
+async def _missing_references(
+    conn: AsyncConnection,
+    table_for: TableFor,
+    entity: EntityMetadata,
+    targets: Mapping[str, EntityMetadata],
+    rows: Sequence[Mapping[str, Any]],
+    changed: set[str] | None = None,
+) -> dict[int, str]:
+    """Rows (by position) naming a to-one target row that does not exist, and why.
+    Only relations through a field in `changed` are checked (all, when None)."""
+    problems: dict[int, list[str]] = {}
+    company = entity.company_field
     for relation in entity.relations:
         target = targets.get(relation.target)
         if relation.cardinality is not Cardinality.ONE or target is None:
             continue
         pairs = relation.constraints
-        if not changed & {mine for mine, _ in pairs}:
+        if changed is not None and not changed & {mine for mine, _ in pairs}:
             continue
-        values = [row.get(mine) for mine, _ in pairs]
-        if any(v is None for v in values):
+        asked = {
+            i: tuple(r.get(mine) for mine, _ in pairs)
+            for i, r in enumerate(rows)
+            if all(r.get(mine) is not None for mine, _ in pairs)
+        }
+        if not asked:
             continue
         table = table_for(target)
-        exists = await conn.scalar(
-            select(1).where(
-                *(table.c[target.field(theirs).column] == row[mine] for mine, theirs in pairs)
-            )
-        )
-        if exists is None:
-            company = entity.company_field
+        columns = [table.c[target.field(theirs).column] for _, theirs in pairs]
+        distinct = sorted(set(asked.values()), key=repr)
+        present: set[tuple[Any, ...]] = set()
+        for start in range(0, len(distinct), 500):
+            chunk = distinct[start : start + 500]
+            result = await conn.execute(select(*columns).where(tuple_(*columns).in_(chunk)))
+            present.update(tuple(r) for r in result)
+        for i, values in asked.items():
+            if values in present:
+                continue
+            row = rows[i]
             named = ", ".join(
                 f"{theirs} {row[mine]!r}" for mine, theirs in pairs if mine != company
             )
             where = f" in {str(row[company]).upper()}" if company is not None else ""
-            problems.append(f"{relation.name}: there is no {target.name} with {named}{where}")
-    if problems:
-        raise BadUserInput(f"{entity.name}: " + "; ".join(problems), problems=problems)
+            problems.setdefault(i, []).append(
+                f"{relation.name}: there is no {target.name} with {named}{where}"
+            )
+    return {i: "; ".join(p) for i, p in problems.items()}
 
 
 async def _read(conn: AsyncConnection, table: Table, entity: EntityMetadata, where: Any) -> Row:

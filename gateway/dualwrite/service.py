@@ -9,15 +9,16 @@ change of state.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Column, String, Table, Text, delete, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from datasources.base import DataSource
 from datasources.dataverse import store as dataverse_store
-from datasources.sql.tables import UtcDateTime
-from gateway.control import control_metadata
+from gateway.dualwrite.tables import map_state, progress, sync_error
 from gateway.kernel.catalog import EntityMetadata
 from gateway.kernel.dualwrite import (
     DualWriteMap,
@@ -31,18 +32,32 @@ from gateway.kernel.dualwrite import (
     parse_map,
 )
 from gateway.kernel.errors import BadUserInput, Conflict, MapInvalid, NotFound
+from gateway.kernel.json import loads
 from gateway.setup.linked import LinkedDataverse
 
-map_state = Table(
-    "dual_write_map_state",
-    control_metadata,
-    Column("environment", String(100), primary_key=True),
-    Column("name", String(200), primary_key=True),
-    Column("state", String(20), nullable=False),
-    Column("master", String(20), nullable=False),
-    Column("error", Text),
-    Column("updated_at", UtcDateTime, nullable=False),
-)
+ERRORS_SHOWN = 50  # Microsoft shows five
+
+InitialSyncPlanner = Callable[
+    [AsyncConnection, str, str, list[DualWriteMap], Master], Awaitable[None]
+]
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    company: str
+    copied: int
+    failed: int
+    done: bool
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class SyncError:
+    company: str
+    source: Side
+    key: dict[str, Any]
+    message: str
+    at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,9 @@ class MapView:
     problems: list[Problem]
     actions: list[MapAction]
     updated_at: dt.datetime | None
+    progress: list[SyncProgress] = field(default_factory=list)
+    errors: list[SyncError] = field(default_factory=list)  # the latest, newest first
+    error_count: int = 0
 
 
 class DualWriteService:
@@ -61,6 +79,11 @@ class DualWriteService:
         self._fno = fno
         self._linked = linked
         self._running: dict[tuple[Side, str], list[DualWriteMap]] = {}
+        self._plan_initial_sync: InitialSyncPlanner | None = None
+
+    def use_initial_sync(self, plan: InitialSyncPlanner) -> None:
+        """How a run with initial sync plans its copy (inside the run's transaction)."""
+        self._plan_initial_sync = plan
 
     # what runs
 
@@ -83,7 +106,9 @@ class DualWriteService:
         running: dict[tuple[Side, str], list[DualWriteMap]] = {}
         if self._linked.source is not None:
             for view in await self.maps():
-                if view.state is MapState.RUNNING:
+                if view.state in (MapState.RUNNING, MapState.INITIALIZING):
+                    # an initializing map carries live writes too: a row written while
+                    # the copy runs is not missed, whichever batch it falls in
                     m = view.definition
                     running.setdefault((Side.FNO, m.fno_entity), []).append(m)
                     running.setdefault((Side.DATAVERSE, m.dataverse_table), []).append(m)
@@ -106,6 +131,20 @@ class DualWriteService:
                     select(map_state).where(map_state.c.environment == environment)
                 )
             }
+            copies = (
+                await conn.execute(
+                    select(progress)
+                    .where(progress.c.environment == environment)
+                    .order_by(progress.c.company)
+                )
+            ).all()
+            errors = (
+                await conn.execute(
+                    select(sync_error)
+                    .where(sync_error.c.environment == environment)
+                    .order_by(sync_error.c.id.desc())
+                )
+            ).all()
         views = []
         for m in definitions:
             row = rows.get(m.name)
@@ -118,6 +157,17 @@ class DualWriteService:
                     problems=check_map(m, fno.get(m.fno_entity), dv.get(m.dataverse_table)),
                     actions=map_actions(state),
                     updated_at=row.updated_at if row is not None else None,
+                    progress=[
+                        SyncProgress(c.company, c.copied, c.failed, c.done, c.updated_at)
+                        for c in copies
+                        if c.map == m.name
+                    ],
+                    errors=[
+                        SyncError(e.company, Side(e.source), loads(e.key), e.message, e.at)
+                        for e in errors
+                        if e.map == m.name
+                    ][:ERRORS_SHOWN],
+                    error_count=sum(1 for e in errors if e.map == m.name),
                 )
             )
         return views
@@ -131,8 +181,9 @@ class DualWriteService:
             )
         return found
 
-    async def run(self, name: str, master: Master) -> list[MapView]:
-        """Run the map and every map it depends on that is not running yet."""
+    async def run(self, name: str, master: Master, initial_sync: bool = False) -> list[MapView]:
+        """Run the map and every map it depends on that is not running yet; with
+        initial sync, copy their existing rows first (from the master)."""
         views = {v.definition.name: v for v in await self.maps()}
         if name not in views:
             await self.map(name)  # raises NOT_FOUND
@@ -145,14 +196,25 @@ class DualWriteService:
                 "the map cannot run: " + "; ".join(f"{n}: {p.message}" for n, p in problems),
                 problems=[{"map": n, "code": p.code, "message": p.message} for n, p in problems],
             )
-        await self._set(starting, MapState.RUNNING, master)
+        environment = self._environment()
+        async with self._control.begin() as conn:
+            if initial_sync and starting:
+                assert self._plan_initial_sync is not None
+                await self.set_state_in(conn, starting, MapState.INITIALIZING, master)
+                definitions = [views[n].definition for n in starting]
+                await self._plan_initial_sync(conn, environment, name, definitions, master)
+            else:
+                await self.set_state_in(conn, starting, MapState.RUNNING, master)
+        await self.refresh()
         return [v for v in await self.maps() if v.definition.name in order]
 
     async def stop(self, name: str) -> MapView:
         view = await self.map(name)
         if view.state is MapState.NOT_RUNNING:
             raise Conflict(f"{name} is not running")
-        await self._set([name], MapState.NOT_RUNNING, view.master)
+        async with self._control.begin() as conn:
+            await self.set_state_in(conn, [name], MapState.NOT_RUNNING, view.master)
+        await self.refresh()
         return await self.map(name)
 
     def _with_dependencies(
@@ -167,26 +229,29 @@ class DualWriteService:
             self._with_dependencies(dependency, views, order, seen)
         order.append(name)
 
-    async def _set(self, names: list[str], state: MapState, master: Master) -> None:
+    async def set_state_in(
+        self,
+        conn: AsyncConnection,
+        names: list[str],
+        state: MapState,
+        master: Master | None = None,
+    ) -> None:
+        """Record the maps' state in the caller's transaction (the master kept if None)."""
         environment = self._environment()
         now = dt.datetime.now(dt.UTC)
-        async with self._control.begin() as conn:
-            for name in names:
-                await conn.execute(
-                    delete(map_state).where(
-                        map_state.c.environment == environment, map_state.c.name == name
-                    )
+        for name in names:
+            where = (map_state.c.environment == environment, map_state.c.name == name)
+            kept = await conn.scalar(select(map_state.c.master).where(*where))
+            await conn.execute(delete(map_state).where(*where))
+            await conn.execute(
+                insert(map_state).values(
+                    environment=environment,
+                    name=name,
+                    state=state.value,
+                    master=(master.value if master is not None else kept) or Master.DATAVERSE.value,
+                    updated_at=now,
                 )
-                await conn.execute(
-                    insert(map_state).values(
-                        environment=environment,
-                        name=name,
-                        state=state.value,
-                        master=master.value,
-                        updated_at=now,
-                    )
-                )
-        await self.refresh()
+            )
 
     def _environment(self) -> str:
         if self._linked.environment is None:

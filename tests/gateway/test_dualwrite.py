@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gateway.auth import Role
-from tests.conftest import Gateway
+from tests.conftest import Gateway, run_sql
 from tests.gateway.test_setup import admin, new_environment, setup, wait_until
 
 CUSTOMERS = "Customers V3 (accounts)"
@@ -74,7 +74,7 @@ def wait_for(check: Callable[[], Any], timeout: float = 30) -> Any:
 @pytest.fixture
 def linked(control_plane: Callable[..., Gateway]) -> Gateway:
     """A gateway whose F&O environment is linked, with the dual-write application."""
-    gw = control_plane()
+    gw = control_plane(sync_batch=4)  # several batches per legal entity
     env = new_environment(gw)
     assert "errors" not in setup(gw, env, ", template: STANDARD_WITH_DUAL_WRITE")
     wait_until(gw, env, "COMPLETED")
@@ -212,3 +212,60 @@ def test_a_write_the_other_side_refuses_changes_neither(linked: Gateway) -> None
     gw.data(f'mutation {{ stopDualWriteMap(name: "{CUSTOMERS}") {{ state }} }}', token=admin(gw))
     gw.data(UPDATE_ACCOUNT, {"id": account_id, "input": {"creditlimit": "7000"}}, token=writer)
     assert gw.data(READ_CUSTOMER, {"a": "DW-2"})["customerV3"]["creditLimit"].startswith("2000")
+
+
+def test_initial_sync_copies_existing_rows_and_logs_refusals(linked: Gateway) -> None:
+    gw = linked
+    # one F&O customer has an email Dataverse cannot take: it is refused, the rest copied
+    long_email = "y" * 120 + "@contoso.com"
+    run_sql(
+        gw.fno_url,
+        "UPDATE custcustomerv3entity SET primarycontactemail = :e WHERE customeraccount = ("
+        "SELECT min(customeraccount) FROM custcustomerv3entity WHERE dataareaid = 'usrt' "
+        "AND partytype = 2)",
+        params={"e": long_email},
+    )
+    started = gw.data(
+        f'mutation {{ runDualWriteMap(name: "{CUSTOMERS}", initialSync: true, master: FNO) '
+        "{ name state } }",
+        token=admin(gw),
+    )["runDualWriteMap"]
+    assert {m["state"] for m in started} <= {"INITIALIZING", "RUNNING"}
+
+    def all_running() -> list[dict[str, Any]] | None:
+        maps = gw.data(
+            "{ dualWriteMaps { name state errorCount errors { company key message } "
+            "initialSync { company copied failed done } } }"
+        )["dualWriteMaps"]
+        ours = [m for m in maps if m["name"] in {m2["name"] for m2 in started}]
+        return ours if all(m["state"] == "RUNNING" for m in ours) else None
+
+    maps = {m["name"]: m for m in wait_for(all_running, 60)}
+    customers = gw.data(
+        "{ customersV3(crossCompany: true, where: {partyType: {eq: Organization}}) { totalCount } }"
+    )["customersV3"]["totalCount"]
+    groups = gw.data("{ customerGroups(crossCompany: true) { totalCount } }")["customerGroups"]
+    copied = gw.data(
+        "{ accounts { totalCount } msdyn_customergroups { totalCount } cdm_companies { totalCount } }"
+    )
+    assert copied["cdm_companies"]["totalCount"] == 3
+    assert copied["msdyn_customergroups"]["totalCount"] == groups["totalCount"]
+    assert copied["accounts"]["totalCount"] == customers - 1
+    progress = maps[CUSTOMERS]["initialSync"]
+    assert [p["company"] for p in progress] == ["DEMF", "USMF", "USRT"]
+    assert all(p["done"] for p in progress)
+    assert sum(p["copied"] for p in progress) == customers - 1, (progress, customers)
+    assert maps[CUSTOMERS]["errorCount"] == 1
+    error = maps[CUSTOMERS]["errors"][0]
+    assert error["company"] == "USRT" and "emailaddress1" in error["message"]
+    assert error["key"]["dataAreaId"] == "usrt"
+
+    # copied again (a second run), existing rows are updated, not duplicated
+    gw.data(f'mutation {{ stopDualWriteMap(name: "{CUSTOMERS}") {{ state }} }}', token=admin(gw))
+    gw.data(
+        f'mutation {{ runDualWriteMap(name: "{CUSTOMERS}", initialSync: true, master: FNO) '
+        "{ name } }",
+        token=admin(gw),
+    )
+    wait_for(all_running, 60)
+    assert gw.data("{ accounts { totalCount } }")["accounts"]["totalCount"] == customers - 1

@@ -1,0 +1,253 @@
+"""Initial sync: copy the rows that exist already, before live sync carries the rest.
+
+A durable job per run: the maps to initialize in dependency order, each per legal
+entity, read in key order in batches. After each batch the position (the last key
+copied) is saved, so a job cut short resumes with the next batch, not from the
+start. A row the target refuses is logged with the target's message and skipped;
+retrying the log copies only those rows again. No row limit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import (
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway import jobs
+from gateway.dualwrite.service import DualWriteService
+from gateway.dualwrite.tables import progress, sync_error
+from gateway.feed import Notifier
+from gateway.kernel.catalog import EntityMetadata
+from gateway.kernel.change import Change, ChangeKind, validate
+from gateway.kernel.dualwrite import DualWriteMap, MapState, Master, Side, carry, key_on, passes
+from gateway.kernel.errors import GatewayError
+from gateway.kernel.json import dumps, loads
+from gateway.kernel.plan import Compare, Op, OrderTerm, PageRequest, QueryPlan
+
+JOB_KIND = "initial-sync"
+BATCH = 5000
+
+
+def source_side(m: DualWriteMap, master: Master) -> Side:
+    """Rows are copied from the master, unless the map carries nothing from it."""
+    preferred = Side.DATAVERSE if master is Master.DATAVERSE else Side.FNO
+    if any(f.direction.reaches(preferred.other) for f in m.fields):
+        return preferred
+    return preferred.other
+
+
+class InitialSync:
+    def __init__(
+        self,
+        control: AsyncEngine,
+        dualwrite: DualWriteService,
+        notifier: Notifier,
+        wake: Callable[[], None],
+        batch: int = BATCH,
+    ) -> None:
+        self._control = control
+        self._dualwrite = dualwrite
+        self._notifier = notifier
+        self._wake = wake
+        self._batch = batch
+
+    async def plan(
+        self,
+        conn: AsyncConnection,
+        environment: str,
+        run: str,
+        maps: list[DualWriteMap],
+        master: Master,
+    ) -> None:
+        """Plan the copy of each map (per legal entity) and submit the job, in the
+        transaction that starts the run."""
+        companies = [c.lower() for c in await self._dualwrite.store(Side.FNO).companies()]
+        now = dt.datetime.now(dt.UTC)
+        for position, m in enumerate(maps):
+            await conn.execute(
+                delete(progress).where(
+                    progress.c.environment == environment, progress.c.map == m.name
+                )
+            )
+            for company in companies if m.company_specific else [""]:
+                await conn.execute(
+                    insert(progress).values(
+                        environment=environment,
+                        map=m.name,
+                        company=company,
+                        run=run,
+                        position=position,
+                        source=source_side(m, master).value,
+                        after=None,
+                        copied=0,
+                        failed=0,
+                        done=False,
+                        updated_at=now,
+                    )
+                )
+        await jobs.submit(conn, JOB_KIND, f"{environment}/{run}")
+        self._wake()
+
+    async def step(self, key: str) -> bool:
+        """Copy one batch; True while batches remain."""
+        environment, _, run = key.partition("/")
+        async with self._control.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(progress)
+                    .where(progress.c.environment == environment, progress.c.run == run)
+                    .where(progress.c.done.is_(False))
+                    .order_by(progress.c.position, progress.c.company)
+                    .limit(1)
+                )
+            ).first()
+        if row is None:
+            return False
+        view = await self._dualwrite.map(row.map)
+        source = Side(row.source)
+        copied, failed, after, more = await self._batch_of(
+            view.definition, source, row.company, loads(row.after) if row.after else None
+        )
+        async with self._control.begin() as conn:
+            await conn.execute(
+                update(progress)
+                .where(
+                    progress.c.environment == environment,
+                    progress.c.map == row.map,
+                    progress.c.company == row.company,
+                )
+                .values(
+                    after=dumps(after) if after is not None else row.after,
+                    copied=progress.c.copied + copied,
+                    failed=progress.c.failed + len(failed),
+                    done=not more,
+                    updated_at=dt.datetime.now(dt.UTC),
+                )
+            )
+            await self._log(conn, environment, row.map, row.company, source, failed)
+            if not more and await self._finished(conn, environment, row.map):
+                await self._dualwrite.set_state_in(conn, [row.map], MapState.RUNNING)
+        if not more:
+            await self._dualwrite.refresh()
+        self._notifier.notify()
+        return True
+
+    async def _batch_of(
+        self, m: DualWriteMap, source: Side, company: str, after: list[Any] | None
+    ) -> tuple[int, list[tuple[dict[str, Any], str]], list[Any] | None, bool]:
+        target = source.other
+        sources = await self._dualwrite.entities(source)
+        targets = await self._dualwrite.entities(target)
+        entity = sources[m.entity_on(source)]
+        goal = targets[m.entity_on(target)]
+        page = await self._dualwrite.store(source).fetch(
+            self._plan(m, source, entity, company, after)
+        )
+        rows: list[dict[str, Any]] = []
+        keys: list[dict[str, Any]] = []
+        failed: list[tuple[dict[str, Any], str]] = []
+        for found in page.rows:
+            if not passes(m, source, entity, found):
+                continue
+            values = carry(m, source, entity, goal, found, None)
+            key = key_on(m, target, values)
+            try:
+                validate(
+                    goal, Change(goal.name, ChangeKind.CREATE, {**key, **_ids(goal, key)}, values)
+                )
+            except GatewayError as exc:
+                failed.append((_key(entity, found), exc.message))
+                continue
+            rows.append({**values, **key})
+            keys.append(_key(entity, found))
+        refused: dict[int, str] = {}
+        if rows:
+            async with self._dualwrite.store(target).unit() as unit:
+                refused = await unit.upsert_many(
+                    goal, targets, list(key_on(m, target, rows[0])), rows, lambda: _ids(goal, {})
+                )
+            failed += [(keys[i], message) for i, message in refused.items()]
+        last = page.rows[-1] if page.rows else None
+        position = [last[f.name] for f in entity.key] if last is not None else after
+        return len(rows) - len(refused), failed, _plain(position), page.has_next
+
+    def _plan(
+        self,
+        m: DualWriteMap,
+        source: Side,
+        entity: EntityMetadata,
+        company: str,
+        after: list[Any] | None,
+    ) -> QueryPlan:
+        where = None
+        if company and source is Side.DATAVERSE:
+            dv_company = next(dv for fno, dv in m.key if fno == "dataAreaId")
+            where = Compare(dv_company, Op.EQ, company.upper())
+        return QueryPlan(
+            entity=entity,
+            columns=tuple(f.name for f in entity.fields),
+            order=tuple(OrderTerm(f.name) for f in entity.key),
+            where=where,
+            page=PageRequest(first=self._batch, after=tuple(after) if after is not None else None),
+            company=company if company and entity.company_scoped else None,
+        )
+
+    async def _log(
+        self,
+        conn: AsyncConnection,
+        environment: str,
+        name: str,
+        company: str,
+        source: Side,
+        failed: list[tuple[dict[str, Any], str]],
+    ) -> None:
+        now = dt.datetime.now(dt.UTC)
+        for key, message in failed:
+            await conn.execute(
+                insert(sync_error).values(
+                    environment=environment,
+                    map=name,
+                    company=company,
+                    source=source.value,
+                    key=dumps(_plain(key)),
+                    message=message,
+                    at=now,
+                )
+            )
+
+    async def _finished(self, conn: AsyncConnection, environment: str, name: str) -> bool:
+        pending = await conn.scalar(
+            select(progress.c.company).where(
+                progress.c.environment == environment,
+                progress.c.map == name,
+                progress.c.done.is_(False),
+            )
+        )
+        return pending is None
+
+
+def _ids(entity: EntityMetadata, key: dict[str, Any]) -> dict[str, Any]:
+    return {f.name: str(uuid.uuid4()) for f in entity.key if f.name not in key}
+
+
+def _key(entity: EntityMetadata, row: dict[str, Any]) -> dict[str, Any]:
+    return {f.name: row[f.name] for f in entity.key}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
