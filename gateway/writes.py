@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import Any
 
 from gateway.dualwrite.service import DualWriteService
 from gateway.kernel.catalog import EntityMetadata
 from gateway.kernel.change import Change, ChangeKind, validate
 from gateway.kernel.dualwrite import DualWriteMap, Side, carry, key_on, passes
-from gateway.kernel.errors import GatewayError, UpstreamFailed
+from gateway.kernel.errors import GatewayError, NotFound, UpstreamFailed
 
 Row = dict[str, Any]
 SIDE_NAMES = {Side.FNO: "F&O", Side.DATAVERSE: "Dataverse"}
@@ -88,19 +89,12 @@ class WritePipeline:
             return
         full = carry(m, side, entity, target_entity, row, None)
         key = key_on(m, target, full)
-        existing = await there.find(target_entity, key)
         if change.kind is ChangeKind.DELETE:
-            if existing is not None:
-                derived = Change(target_entity.name, ChangeKind.DELETE, key, origin="dual-write")
-                await there.apply(target_entity, entities, derived, {})
+            derived = Change(target_entity.name, ChangeKind.DELETE, key, origin="dual-write")
+            with suppress(NotFound):  # not there: nothing to delete
+                await there.apply(target_entity, entities, derived, {}, read_back=False)
             return
-        if existing is None:
-            values = {k: v for k, v in full.items() if k not in key}
-            key = {**key, **_row_ids(target_entity, key)}
-            derived = Change(
-                target_entity.name, ChangeKind.CREATE, key, values, origin="dual-write"
-            )
-        else:
+        if change.kind is ChangeKind.UPDATE:
             changed = carry(m, side, entity, target_entity, row, set(change.values))
             values = {k: v for k, v in changed.items() if k not in key}
             if not values:
@@ -108,7 +102,26 @@ class WritePipeline:
             derived = Change(
                 target_entity.name, ChangeKind.UPDATE, key, values, origin="dual-write"
             )
-        await there.apply(target_entity, entities, derived, validate(target_entity, derived))
+            try:
+                await there.apply(
+                    target_entity, entities, derived, validate(target_entity, derived), False
+                )
+                return
+            except NotFound:
+                pass  # not on the other side yet: it is created there
+        values = {k: v for k, v in full.items() if k not in key}
+        if await there.find(target_entity, key) is not None:
+            derived = Change(
+                target_entity.name, ChangeKind.UPDATE, key, values, origin="dual-write"
+            )
+        else:
+            key = {**key, **_row_ids(target_entity, key)}
+            derived = Change(
+                target_entity.name, ChangeKind.CREATE, key, values, origin="dual-write"
+            )
+        await there.apply(
+            target_entity, entities, derived, validate(target_entity, derived), read_back=False
+        )
 
 
 def _row_ids(entity: EntityMetadata, key: Mapping[str, Any]) -> dict[str, Any]:

@@ -36,8 +36,13 @@ class WriteUnit:
         targets: Mapping[str, EntityMetadata],
         change: Change,
         values: Mapping[str, Any],
+        read_back: bool = True,
     ) -> tuple[Row | None, Row | None]:
-        return await apply_change(self._conn, self._table_for, entity, targets, change, values)
+        """Apply the change; `read_back=False` skips reading the row afterwards (its
+        `after` is then None), for a writer that does not need it."""
+        return await apply_change(
+            self._conn, self._table_for, entity, targets, change, values, read_back
+        )
 
     async def upsert_many(
         self,
@@ -98,6 +103,7 @@ async def apply_change(
     targets: Mapping[str, EntityMetadata],
     change: Change,
     values: Mapping[str, Any],
+    read_back: bool = True,
 ) -> tuple[Row | None, Row | None]:
     """(before, after): the row as it was and as it is, by field name."""
     table = table_for(entity)
@@ -115,7 +121,20 @@ async def apply_change(
             )
         except IntegrityError:  # the transaction is rolled back with this error
             raise Conflict(f"{described} exists already") from None
-        return None, await _read(conn, table, entity, where)
+        return None, await _read(conn, table, entity, where) if read_back else None
+    if (
+        change.kind is ChangeKind.UPDATE
+        and not read_back
+        and change.expected_version is None
+        and not _references(entity, targets, set(values))
+    ):
+        # nothing to compare or check against the row: one statement, no read
+        done = await conn.execute(
+            update(table).where(where).values(_assignments(entity, table, values))
+        )
+        if done.rowcount == 0:
+            raise NotFound(f"there is no {described}")
+        return None, None
     locked = select(table).where(where)
     if conn.dialect.name == "postgresql":
         locked = locked.with_for_update()
@@ -136,13 +155,30 @@ async def apply_change(
         return before, None
     merged = {**before, **values}
     await _check_references(conn, table_for, entity, targets, merged, set(values))
+    await conn.execute(update(table).where(where).values(_assignments(entity, table, values)))
+    return before, await _read(conn, table, entity, where) if read_back else None
+
+
+def _assignments(entity: EntityMetadata, table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns an update sets: the values, and the row version one up."""
     assignments: dict[str, Any] = {entity.field(n).column: v for n, v in values.items()}
+    version = version_field(entity)
     if version is not None:
         column = table.c[entity.field(version).column]
         assignments[column.name] = column + 1
-    if assignments:
-        await conn.execute(update(table).where(where).values(assignments))
-    return before, await _read(conn, table, entity, where)
+    return assignments
+
+
+def _references(
+    entity: EntityMetadata, targets: Mapping[str, EntityMetadata], changed: set[str]
+) -> bool:
+    """Whether changing these fields changes a checked to-one reference."""
+    return any(
+        r.cardinality is Cardinality.ONE
+        and r.target in targets
+        and changed & {mine for mine, _ in r.constraints}
+        for r in entity.relations
+    )
 
 
 async def _check_references(

@@ -80,6 +80,7 @@ class DualWriteService:
         self._linked = linked
         self._running: dict[tuple[Side, str], list[DualWriteMap]] = {}
         self._plan_initial_sync: InitialSyncPlanner | None = None
+        self._entities: dict[Side, dict[str, EntityMetadata]] = {}
 
     def use_initial_sync(self, plan: InitialSyncPlanner) -> None:
         """How a run with initial sync plans its copy (inside the run's transaction)."""
@@ -99,11 +100,17 @@ class DualWriteService:
         return self._linked.source
 
     async def entities(self, side: Side) -> dict[str, EntityMetadata]:
-        return {e.name: e for e in await self.store(side).published_entities()}
+        """What each store publishes, read once per refresh (not once per write)."""
+        cached = self._entities.get(side)
+        if cached is None:
+            cached = {e.name: e for e in await self.store(side).published_entities()}
+            self._entities[side] = cached
+        return cached
 
     async def refresh(self) -> None:
         """Reload which maps run (after a state change, a link or a restart)."""
         running: dict[tuple[Side, str], list[DualWriteMap]] = {}
+        self._entities = {}
         if self._linked.source is not None:
             for view in await self.maps():
                 if view.state in (MapState.RUNNING, MapState.INITIALIZING):

@@ -1,0 +1,213 @@
+"""Dual-write benchmark, on SQLite and on PostgreSQL:
+
+  (a) writes per second through a running map (both stores, one unit) against the same
+      writes with the map stopped (the F&O store alone): the ratio (goal: at most 2x);
+  (b) initial sync of every customer (scale 100: 100,000) into Dataverse accounts, in
+      rows per second (goal: at least 20,000 on PostgreSQL), beside Microsoft's
+      guidance for its initial sync (about 100 rows a minute per legal entity).
+
+    .venv/bin/python bench/dualwrite_bench.py --scale 100 --writes 2000
+
+Each backend gets fresh stores (PostgreSQL databases on --pg, dropped at the end;
+SQLite files in a temporary folder). The gateway runs in this process, with its own
+job runner, exactly as `fno-gateway serve` would run the same jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from datasources.fno_demo.generate import build_demo_store
+from datasources.sql.engine import create_engine
+from gateway.kernel.change import Change, ChangeKind
+from gateway.kernel.dualwrite import MapState, Master, Side
+from gateway.kernel.setup import Template
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+
+ADMIN = "admin@contoso.com"
+ENVIRONMENT = "contoso-sandbox"
+CUSTOMERS = "Customers V3 (accounts)"
+MICROSOFT_ROWS_PER_MINUTE_PER_COMPANY = 100
+
+
+async def wait(check: Any, limit: float = 3600) -> None:
+    deadline = time.monotonic() + limit
+    while not await check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the job did not finish")
+        await asyncio.sleep(0.05)
+
+
+async def measure(backend: str, pg: str, scale: float, writes: int) -> dict[str, float]:
+    folder = Path(tempfile.mkdtemp(prefix=f"fno-dw-{backend}-"))
+    created: list[str] = []
+
+    async def store(name: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{folder / name}.db"
+        database = f"fno_dw_bench_{name}_{uuid.uuid4().hex[:6]}"
+        engine = create_engine(pg, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql(f'CREATE DATABASE "{database}"')
+        await engine.dispose()
+        created.append(database)
+        return make_url(pg).set(database=database).render_as_string(hide_password=False)
+
+    fno, control = await store("fno"), await store("control")
+    engine = create_engine(fno)
+    started = time.perf_counter()
+    await build_demo_store(engine, scale)
+    await engine.dispose()
+    print(f"{backend}: demo store at scale {scale} in {time.perf_counter() - started:.0f} s")
+    settings = Settings(
+        data_dir=folder,
+        fno_url=fno,
+        control_url=control,
+        dataverse_location=str(folder / "dataverse") if backend == "sqlite" else pg,
+        jwt_secret="bench-" + "x" * 40,
+        poll_seconds=0.05,
+        log_level="warning",
+    )
+    runtime = await Runtime.open(settings)
+    services = runtime.services
+    try:
+        integrations, dualwrite = services.integrations, services.dualwrite
+        await integrations.setup(ADMIN, ENVIRONMENT, True, Template.STANDARD_WITH_DUAL_WRITE)
+
+        async def linked() -> bool:
+            return (await integrations.status(ENVIRONMENT)).state.value == "COMPLETED"
+
+        await wait(linked)
+        await services.add_ins.install_dual_write_application(ADMIN, ENVIRONMENT)
+
+        async def installed() -> bool:
+            found = await services.add_ins.installations(ENVIRONMENT)
+            return bool(found) and found[0].state.value == "INSTALLED"
+
+        await wait(installed)
+
+        async def state(name: str) -> MapState:
+            return (await dualwrite.map(name)).state
+
+        # the maps customers depend on first, then customers alone: timed
+        await dualwrite.run("Customer groups (msdyn_customergroups)", Master.FNO, True)
+
+        async def groups_running() -> bool:
+            return await state("Customer groups (msdyn_customergroups)") is MapState.RUNNING
+
+        await wait(groups_running)
+        started = time.perf_counter()
+        await dualwrite.run(CUSTOMERS, Master.FNO, True)
+
+        async def customers_running() -> bool:
+            return await state(CUSTOMERS) is MapState.RUNNING
+
+        await wait(customers_running)
+        seconds = time.perf_counter() - started
+        view = await dualwrite.map(CUSTOMERS)
+        copied = sum(p.copied for p in view.progress)
+
+        # writes: the same credit-limit updates with the map running, then stopped
+        entities = {e.name: e for e in await runtime.fno.published_entities()}
+        customer = entities["CustomerV3"]
+        page = await runtime.fno.fetch(_accounts_plan(customer, writes))
+        keys = [
+            {"dataAreaId": r["dataAreaId"], "CustomerAccount": r["CustomerAccount"]}
+            for r in page.rows
+        ]
+
+        async def timed() -> float:
+            begun = time.perf_counter()
+            for i, key in enumerate(keys):
+                change = Change(
+                    "CustomerV3", ChangeKind.UPDATE, key, {"CreditLimit": Decimal(1000 + i)}
+                )
+                await services.writes.apply(Side.FNO, customer, entities, change)
+            return len(keys) / (time.perf_counter() - begun)
+
+        running = await timed()
+        await dualwrite.stop(CUSTOMERS)
+        stopped = await timed()
+        return {
+            "rows": copied,
+            "seconds": seconds,
+            "rows_per_s": copied / seconds,
+            "companies": len(view.progress),
+            "writes_running": running,
+            "writes_stopped": stopped,
+        }
+    finally:
+        await runtime.close()
+        if created:
+            engine = create_engine(pg, isolation_level="AUTOCOMMIT")
+            async with engine.connect() as conn:
+                for name in [*created, *await _dataverse_databases(conn)]:
+                    await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await engine.dispose()
+
+
+async def _dataverse_databases(conn: Any) -> list[str]:
+    rows = await conn.exec_driver_sql(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'dataverse_contoso_sandbox%'"
+    )
+    return [r[0] for r in rows]
+
+
+def _accounts_plan(customer: Any, count: int) -> Any:
+    from gateway.kernel.plan import Compare, Op, OrderTerm, PageRequest, QueryPlan
+
+    return QueryPlan(
+        entity=customer,
+        columns=("dataAreaId", "CustomerAccount"),
+        order=(OrderTerm("dataAreaId"), OrderTerm("CustomerAccount")),
+        where=Compare("PartyType", Op.EQ, 2),
+        page=PageRequest(first=count),
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=100)
+    parser.add_argument("--writes", type=int, default=2000)
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    args = parser.parse_args()
+    results = {
+        backend: asyncio.run(measure(backend, args.pg, args.scale, args.writes))
+        for backend in args.backends.split(",")
+    }
+    print()
+    print("(b) initial sync of customers → accounts")
+    print(f"{'backend':<12}{'rows':>10}{'seconds':>10}{'rows/s':>10}{'Microsoft rows/s':>18}")
+    for backend, r in results.items():
+        microsoft = MICROSOFT_ROWS_PER_MINUTE_PER_COMPANY * r["companies"] / 60
+        print(
+            f"{backend:<12}{r['rows']:>10,.0f}{r['seconds']:>10.1f}{r['rows_per_s']:>10,.0f}"
+            f"{microsoft:>18,.1f}"
+        )
+    print()
+    print(f"(a) {args.writes:,} credit-limit updates through the write pipeline, one at a time")
+    print(f"{'backend':<12}{'map running/s':>15}{'map stopped/s':>15}{'cost x':>9}")
+    for backend, r in results.items():
+        ratio = r["writes_stopped"] / r["writes_running"]
+        print(
+            f"{backend:<12}{r['writes_running']:>15,.0f}{r['writes_stopped']:>15,.0f}{ratio:>9.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
