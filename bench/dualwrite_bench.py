@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 import tempfile
 import time
@@ -151,6 +152,7 @@ async def measure(backend: str, pg: str, scale: float, writes: int) -> dict[str,
         }
     finally:
         await runtime.close()
+        shutil.rmtree(folder, ignore_errors=True)
         if created:
             engine = create_engine(pg, isolation_level="AUTOCOMMIT")
             async with engine.connect() as conn:

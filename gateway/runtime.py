@@ -168,14 +168,8 @@ async def _control_plane(
     initial = InitialSync(control, dualwrite, notifier, runner.wake, settings.sync_batch)
     dualwrite.use_initial_sync(initial.plan)
     runner.register(initial_sync.JOB_KIND, initial.step)
-    services = Services(
-        auth,
-        tenant,
-        integrations,
-        add_ins,
-        dualwrite,
-        WritePipeline(dualwrite, settings.sync_timeout),
-    )
+    writes = WritePipeline(dualwrite, settings.sync_timeout)
+    services = Services(auth, tenant, integrations, add_ins, dualwrite, initial, writes)
     return services, runner, notifier, linked
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from datasources.base import DataSource
 from gateway.auth import Authenticator, Principal, Role
 from gateway.catalog.service import CatalogService
+from gateway.dualwrite.initial_sync import InitialSync
 from gateway.dualwrite.service import DualWriteService
 from gateway.kernel.errors import Forbidden, Unauthenticated, UpstreamFailed
 from gateway.setup.addins import AddInService
@@ -31,6 +32,7 @@ class Services:
     integrations: IntegrationService
     add_ins: AddInService
     dualwrite: DualWriteService
+    initial_sync: InitialSync
     writes: WritePipeline
 
 

@@ -150,5 +150,19 @@ async def stop_dual_write_map(info: strawberry.Info, name: str) -> DualWriteMap:
     return DualWriteMap.of(await context.control.dualwrite.stop(name))
 
 
+@strawberry.mutation(
+    name="retryDualWriteErrors",
+    description="Copy again only the rows in the map's error log; those that fail again "
+    "stay there with their new message.",
+)
+async def retry_dual_write_errors(info: strawberry.Info, name: str) -> DualWriteMap:
+    context: RequestContext = info.context
+    context.require(Role.ADMIN)
+    services = context.control
+    view = await services.dualwrite.map(name)
+    await services.initial_sync.retry(services.dualwrite.environment, view.definition.name)
+    return DualWriteMap.of(await services.dualwrite.map(name))
+
+
 QUERIES = [dual_write_maps]
-MUTATIONS = [run_dual_write_map, stop_dual_write_map]
+MUTATIONS = [run_dual_write_map, stop_dual_write_map, retry_dual_write_errors]

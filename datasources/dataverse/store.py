@@ -11,10 +11,21 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, delete, inspect, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    inspect,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from datasources.dataverse.tables import NATIVE_TABLES
+from datasources.dataverse.tables import ALTERNATE_KEYS, NATIVE_TABLES
 from datasources.sql.metadata import create_system_tables, publish_entity
 from datasources.sql.tables import entity_table
 from gateway.kernel.json import dumps, loads
@@ -55,7 +66,10 @@ async def create_native_tables(conn: AsyncConnection) -> None:
     """The tables and their published metadata; what exists already is left alone."""
     tables = MetaData()
     for entity in NATIVE_TABLES:
-        entity_table(entity, tables, conn.dialect.name)
+        table = entity_table(entity, tables, conn.dialect.name)
+        columns = ALTERNATE_KEYS.get(entity.name)
+        if columns:
+            Index(f"ak_{entity.table}", *(table.c[c] for c in columns), unique=True)
     await create_system_tables(conn)
     await conn.run_sync(lambda c: tables.create_all(c, checkfirst=True))
     await conn.run_sync(lambda c: platform.create_all(c, checkfirst=True))

@@ -160,3 +160,13 @@ SALES_ORDER = table(
 )
 
 NATIVE_TABLES = (CDM_COMPANY, CUSTOMER_GROUP, ACCOUNT, CONTACT, PRODUCT, SALES_ORDER)
+
+ALTERNATE_KEYS: dict[str, tuple[str, ...]] = {
+    "cdm_company": ("cdm_companycode",),
+    "msdyn_customergroup": ("msdyn_company", "msdyn_groupid"),
+    "account": ("msdyn_company", "accountnumber"),
+    "product": ("msdyn_company", "productnumber"),
+    "salesorder": ("msdyn_company", "ordernumber"),
+}
+"""Each table's alternate key: what dual-write finds a row by (its row id is Dataverse's
+own), held unique by an index, as Dataverse requires of a dual-write table."""

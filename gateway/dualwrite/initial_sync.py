@@ -31,7 +31,7 @@ from gateway.kernel.change import Change, ChangeKind, validate
 from gateway.kernel.dualwrite import DualWriteMap, MapState, Master, Side, carry, key_on, passes
 from gateway.kernel.errors import GatewayError
 from gateway.kernel.json import dumps, loads
-from gateway.kernel.plan import Compare, Op, OrderTerm, PageRequest, QueryPlan
+from gateway.kernel.plan import And, Compare, Op, OrderTerm, PageRequest, QueryPlan
 
 JOB_KIND = "initial-sync"
 BATCH = 5000
@@ -149,26 +149,45 @@ class InitialSync:
         targets = await self._dualwrite.entities(target)
         entity = sources[m.entity_on(source)]
         goal = targets[m.entity_on(target)]
-        page = await self._dualwrite.store(source).fetch(
-            self._plan(m, source, entity, company, after)
-        )
+        company_column = None
+        if company and source is Side.DATAVERSE:
+            fno_company = targets[m.fno_entity].company_field
+            company_column = next(dv for fno, dv in m.key if fno == fno_company)
+        plan = self._plan(entity, company, company_column, after)
+        page = await self._dualwrite.store(source).fetch(plan)
+        written, failed = await self._copy(m, source, entity, goal, targets, page.rows)
+        last = page.rows[-1] if page.rows else None
+        position = [last[f.name] for f in entity.key] if last is not None else after
+        return written, failed, _plain(position), page.has_next
+
+    async def _copy(
+        self,
+        m: DualWriteMap,
+        source: Side,
+        entity: EntityMetadata,
+        goal: EntityMetadata,
+        targets: dict[str, EntityMetadata],
+        found: list[dict[str, Any]],
+    ) -> tuple[int, list[tuple[dict[str, Any], str]]]:
+        """Carry source rows to the other side: (rows written, rows refused and why)."""
+        target = source.other
         rows: list[dict[str, Any]] = []
         keys: list[dict[str, Any]] = []
         failed: list[tuple[dict[str, Any], str]] = []
-        for found in page.rows:
-            if not passes(m, source, entity, found):
+        for row in found:
+            if not passes(m, source, entity, row):
                 continue
-            values = carry(m, source, entity, goal, found, None)
+            values = carry(m, source, entity, goal, row, None)
             key = key_on(m, target, values)
             try:
                 validate(
                     goal, Change(goal.name, ChangeKind.CREATE, {**key, **_ids(goal, key)}, values)
                 )
             except GatewayError as exc:
-                failed.append((_key(entity, found), exc.message))
+                failed.append((_key(entity, row), exc.message))
                 continue
             rows.append({**values, **key})
-            keys.append(_key(entity, found))
+            keys.append(_key(entity, row))
         refused: dict[int, str] = {}
         if rows:
             async with self._dualwrite.store(target).unit() as unit:
@@ -176,22 +195,61 @@ class InitialSync:
                     goal, targets, list(key_on(m, target, rows[0])), rows, lambda: _ids(goal, {})
                 )
             failed += [(keys[i], message) for i, message in refused.items()]
-        last = page.rows[-1] if page.rows else None
-        position = [last[f.name] for f in entity.key] if last is not None else after
-        return len(rows) - len(refused), failed, _plain(position), page.has_next
+        return len(rows) - len(refused), failed
+
+    async def retry(self, environment: str, name: str) -> int:
+        """Copy again only the rows the log holds for this map; those that still fail
+        stay in the log with their new message. Returns the rows copied."""
+        m = (await self._dualwrite.map(name)).definition
+        async with self._control.connect() as conn:
+            logged = (
+                await conn.execute(
+                    select(sync_error).where(
+                        sync_error.c.environment == environment, sync_error.c.map == name
+                    )
+                )
+            ).all()
+        copied = 0
+        still: list[tuple[str, Side, list[tuple[dict[str, Any], str]]]] = []
+        for side in Side:
+            errors = [e for e in logged if e.source == side.value]
+            if not errors:
+                continue
+            sources = await self._dualwrite.entities(side)
+            targets = await self._dualwrite.entities(side.other)
+            entity, goal = sources[m.entity_on(side)], targets[m.entity_on(side.other)]
+            rows = []
+            for error in errors:
+                key = loads(error.key)
+                where = And(tuple(Compare(k, Op.EQ, v) for k, v in key.items()))
+                page = await self._dualwrite.store(side).fetch(
+                    QueryPlan(entity, tuple(f.name for f in entity.fields), (), where)
+                )
+                rows += page.rows  # a row deleted since has nothing left to copy
+            written, failed = await self._copy(m, side, entity, goal, targets, rows)
+            copied += written
+            by_company: dict[str, list[tuple[dict[str, Any], str]]] = {}
+            for key, message in failed:
+                company = str(key.get(entity.company_field or "", "")).lower()
+                by_company.setdefault(company, []).append((key, message))
+            still += [(company, side, items) for company, items in by_company.items()]
+        async with self._control.begin() as conn:
+            ids = [e.id for e in logged]
+            await conn.execute(delete(sync_error).where(sync_error.c.id.in_(ids)))
+            for company, side, items in still:
+                await self._log(conn, environment, name, company, side, items)
+        self._notifier.notify()
+        return copied
 
     def _plan(
         self,
-        m: DualWriteMap,
-        source: Side,
         entity: EntityMetadata,
         company: str,
+        company_column: str | None,
         after: list[Any] | None,
     ) -> QueryPlan:
-        where = None
-        if company and source is Side.DATAVERSE:
-            dv_company = next(dv for fno, dv in m.key if fno == "dataAreaId")
-            where = Compare(dv_company, Op.EQ, company.upper())
+        """A batch of source rows in key order after `after`, of one legal entity."""
+        where = Compare(company_column, Op.EQ, company.upper()) if company_column else None
         return QueryPlan(
             entity=entity,
             columns=tuple(f.name for f in entity.fields),

@@ -260,6 +260,11 @@ class DualWriteService:
                 )
             )
 
+    @property
+    def environment(self) -> str:
+        """The linked F&O environment whose maps these are."""
+        return self._environment()
+
     def _environment(self) -> str:
         if self._linked.environment is None:
             raise NotFound("no Dataverse environment is linked to this gateway's F&O environment")

@@ -260,6 +260,20 @@ def test_initial_sync_copies_existing_rows_and_logs_refusals(linked: Gateway) ->
     assert error["company"] == "USRT" and "emailaddress1" in error["message"]
     assert error["key"]["dataAreaId"] == "usrt"
 
+    # fixed at the source, only the logged row is copied again
+    run_sql(
+        gw.fno_url,
+        "UPDATE custcustomerv3entity SET primarycontactemail = 'ap@contoso.com' "
+        "WHERE primarycontactemail = :e",
+        params={"e": long_email},
+    )
+    retried = gw.data(
+        f'mutation {{ retryDualWriteErrors(name: "{CUSTOMERS}") {{ errorCount }} }}',
+        token=admin(gw),
+    )["retryDualWriteErrors"]
+    assert retried == {"errorCount": 0}
+    assert gw.data("{ accounts { totalCount } }")["accounts"]["totalCount"] == customers
+
     # copied again (a second run), existing rows are updated, not duplicated
     gw.data(f'mutation {{ stopDualWriteMap(name: "{CUSTOMERS}") {{ state }} }}', token=admin(gw))
     gw.data(
@@ -268,4 +282,4 @@ def test_initial_sync_copies_existing_rows_and_logs_refusals(linked: Gateway) ->
         token=admin(gw),
     )
     wait_for(all_running, 60)
-    assert gw.data("{ accounts { totalCount } }")["accounts"]["totalCount"] == customers - 1
+    assert gw.data("{ accounts { totalCount } }")["accounts"]["totalCount"] == customers
