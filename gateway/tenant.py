@@ -20,6 +20,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -426,8 +427,6 @@ def _environment(row: object) -> Environment:
 
 
 def _check_url(url: str) -> None:
-    from sqlalchemy.engine import make_url
-
     try:
         backend = make_url(url).get_backend_name()
     except Exception:

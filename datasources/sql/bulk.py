@@ -7,6 +7,7 @@ as `insert()` would have stored them; PostgreSQL takes them through COPY.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, insert
@@ -21,14 +22,17 @@ async def bulk_insert(
     dialect = conn.dialect
     given = set(rows[0])
     columns = [c.key for c in table.columns if c.key in given]  # the compiled INSERT's order
-    processors = [table.c[c].type.bind_processor(dialect) for c in columns]
-    converted = [
-        tuple(
-            value if process is None or value is None else process(value)
-            for value, process in zip((row[c] for c in columns), processors, strict=True)
-        )
-        for row in rows
+    pick = itemgetter(*columns)
+    converted: list[tuple[Any, ...]] = [
+        (pick(row),) if len(columns) == 1 else pick(row) for row in rows
     ]
+    processors = [
+        (i, process)
+        for i, c in enumerate(columns)
+        if (process := table.c[c].type.bind_processor(dialect)) is not None
+    ]
+    if processors:  # only the columns whose type converts values pay for it
+        converted = [_processed(values, processors) for values in converted]
     if dialect.name == "postgresql":
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
@@ -37,3 +41,11 @@ async def bulk_insert(
     statement = insert(table).compile(dialect=dialect, column_keys=columns)
     await conn.exec_driver_sql(str(statement), converted)
     return len(rows)
+
+
+def _processed(values: tuple[Any, ...], processors: list[tuple[int, Any]]) -> tuple[Any, ...]:
+    out = list(values)
+    for i, process in processors:
+        if out[i] is not None:
+            out[i] = process(out[i])
+    return tuple(out)

@@ -28,7 +28,15 @@ from gateway.dualwrite.tables import progress, sync_error
 from gateway.feed import Notifier
 from gateway.kernel.catalog import EntityMetadata
 from gateway.kernel.change import Change, ChangeKind, validate
-from gateway.kernel.dualwrite import DualWriteMap, MapState, Master, Side, carry, key_on, passes
+from gateway.kernel.dualwrite import (
+    Carrier,
+    DualWriteMap,
+    MapState,
+    Master,
+    Side,
+    key_on,
+    passes,
+)
 from gateway.kernel.errors import GatewayError
 from gateway.kernel.json import dumps, loads
 from gateway.kernel.plan import And, Compare, Op, OrderTerm, PageRequest, QueryPlan
@@ -174,10 +182,11 @@ class InitialSync:
         rows: list[dict[str, Any]] = []
         keys: list[dict[str, Any]] = []
         failed: list[tuple[dict[str, Any], str]] = []
+        carrier = Carrier(m, source, entity, goal)
         for row in found:
             if not passes(m, source, entity, row):
                 continue
-            values = carry(m, source, entity, goal, row, None)
+            values = carrier.carry(row)
             key = key_on(m, target, values)
             try:
                 validate(

@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from gateway.kernel.errors import CatalogError
@@ -115,6 +116,11 @@ class EntityMetadata:
     @property
     def key(self) -> tuple[EntityField, ...]:
         return tuple(f for f in self.fields if f.is_key)
+
+    @cached_property
+    def mandatory(self) -> tuple[EntityField, ...]:
+        """The fields a new row must be given: not nullable, and not read-only."""
+        return tuple(f for f in self.fields if not f.nullable and not f.read_only)
 
     def field(self, name: str) -> EntityField:
         try:

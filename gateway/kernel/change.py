@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum, StrEnum
+from functools import lru_cache
 from typing import Any
 
-from gateway.kernel.catalog import EntityField, EntityMetadata, FieldType, Operation
+from gateway.kernel.catalog import EntityField, EntityMetadata, EnumType, FieldType, Operation
 from gateway.kernel.errors import BadUserInput
 
 VERSION_FIELDS = ("RecVersion", "versionnumber")
@@ -72,15 +73,13 @@ def validate(entity: EntityMetadata, change: Change) -> dict[str, Any]:
             else:
                 stored[name] = converted
     if change.kind is ChangeKind.CREATE:
-        given = {**change.values, **change.key}
+        values, key = change.values, change.key
         problems += [
             f"{f.name} ({f.label or f.name}) is required"
-            for f in entity.fields
-            if not f.nullable
-            and not f.read_only
-            and f.name not in VERSION_FIELDS
-            and given.get(f.name) is None
-            and f.name not in change.values  # a given null is reported by _check
+            for f in entity.mandatory
+            if f.name not in VERSION_FIELDS
+            and key.get(f.name) is None
+            and f.name not in values  # a given null is reported by _check
         ]
     if problems:
         raise BadUserInput(
@@ -90,6 +89,12 @@ def validate(entity: EntityMetadata, change: Change) -> dict[str, Any]:
     return stored
 
 
+@lru_cache(maxsize=1024)
+def _members(enum: EnumType) -> tuple[dict[str, int], frozenset[int]]:
+    symbols = {m.symbol: m.value for m in enum.members}
+    return symbols, frozenset(symbols.values())
+
+
 def _check(spec: EntityField, value: Any) -> tuple[str | None, Any]:
     if value is None:
         return (None, None) if spec.nullable else ("cannot be empty", None)
@@ -97,10 +102,10 @@ def _check(spec: EntityField, value: Any) -> tuple[str | None, Any]:
     if kind is FieldType.ENUM:
         assert spec.enum is not None
         number = value.value if isinstance(value, Enum) else value
-        symbols = {m.symbol: m.value for m in spec.enum.members}
+        symbols, numbers = _members(spec.enum)
         if isinstance(number, str) and number in symbols:
             number = symbols[number]
-        if number not in symbols.values():
+        if number not in numbers:
             return f"must be one of {', '.join(symbols)}", None
         return None, number
     if kind is FieldType.STRING:
@@ -116,7 +121,7 @@ def _check(spec: EntityField, value: Any) -> tuple[str | None, Any]:
         return (None, value) if -limit <= value < limit else ("is out of range", None)
     if kind is FieldType.REAL:
         try:
-            number = Decimal(str(value))
+            number = value if isinstance(value, Decimal) else Decimal(str(value))
         except ArithmeticError:
             return "must be a number", None
         if not number.is_finite():

@@ -290,6 +290,62 @@ def passes(m: DualWriteMap, side: Side, entity: EntityMetadata, row: Mapping[str
     return True
 
 
+class Carrier:
+    """Carries rows of one side through a map to the other side's values. Made once
+    for many rows: the per-field decisions are taken here, not per row."""
+
+    def __init__(
+        self,
+        m: DualWriteMap,
+        source: Side,
+        source_entity: EntityMetadata,
+        target_entity: EntityMetadata,
+    ) -> None:
+        target = source.other
+        self._fields: list[tuple[str, str, FieldMapping, EntityField, EntityField | None]] = []
+        for mapping in m.fields:
+            name = mapping.name_on(target)
+            if not name or not mapping.direction.reaches(target):
+                continue
+            origin = mapping.name_on(source)
+            spec = source_entity.field(origin) if origin else None
+            self._fields.append((name, origin, mapping, target_entity.field(name), spec))
+        self._source = source
+        fno_entity = source_entity if source is Side.FNO else target_entity
+        self._company = next(
+            (
+                dv if target is Side.DATAVERSE else fno
+                for fno, dv in m.key
+                if fno == fno_entity.company_field
+            ),
+            None,
+        )
+        self._upper = target is Side.DATAVERSE
+
+    def carry(self, row: Mapping[str, Any], changed: set[str] | None = None) -> dict[str, Any]:
+        """The target side's values for a source row (only the fields that changed, when
+        `changed` names them; defaults fill what has no value)."""
+        values: dict[str, Any] = {}
+        for name, origin, mapping, target_spec, source_spec in self._fields:
+            if changed is not None and (not origin or origin not in changed):
+                continue
+            value = row.get(origin) if origin else None
+            enum = source_spec.enum if source_spec is not None else None
+            if enum is not None and isinstance(value, int):
+                value = enum.symbol_of(value)  # enums travel by symbol
+            if mapping.value_map:
+                value = _translate(mapping, self._source, value)
+            if value is None:
+                value = mapping.default
+            values[name] = _to_target(target_spec, value)
+        company = self._company
+        if company is not None and isinstance(values.get(company), str):
+            # F&O keeps company codes in lower case; Dataverse shows them as written
+            code: str = values[company]
+            values[company] = code.upper() if self._upper else code.lower()
+        return values
+
+
 def carry(
     m: DualWriteMap,
     source: Side,
@@ -298,31 +354,8 @@ def carry(
     row: Mapping[str, Any],
     changed: set[str] | None,
 ) -> dict[str, Any]:
-    """The target side's values for a source row (only the fields that changed, when
-    `changed` names them; defaults fill what has no value)."""
-    target = source.other
-    values: dict[str, Any] = {}
-    for mapping in m.fields:
-        name = mapping.name_on(target)
-        if not name or not mapping.direction.reaches(target):
-            continue
-        origin = mapping.name_on(source)
-        if changed is not None and (not origin or origin not in changed):
-            continue
-        value = row.get(origin) if origin else None
-        value = _translate(mapping, source, source_entity, origin, value)
-        if value is None:
-            value = mapping.default
-        values[name] = _to_target(target_entity.field(name), value)
-    fno_entity = source_entity if source is Side.FNO else target_entity
-    for fno_field, dv_field in m.key:
-        name = dv_field if target is Side.DATAVERSE else fno_field
-        if fno_field == fno_entity.company_field and isinstance(values.get(name), str):
-            # F&O keeps company codes in lower case; Dataverse shows them as written
-            values[name] = (
-                values[name].upper() if target is Side.DATAVERSE else values[name].lower()
-            )
-    return values
+    """One row through a map (see `Carrier`, for many)."""
+    return Carrier(m, source, source_entity, target_entity).carry(row, changed)
 
 
 def key_on(m: DualWriteMap, target: Side, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -331,13 +364,7 @@ def key_on(m: DualWriteMap, target: Side, values: Mapping[str, Any]) -> dict[str
     return {n: values[n] for n in names if n in values}
 
 
-def _translate(
-    mapping: FieldMapping, source: Side, entity: EntityMetadata, origin: str, value: Any
-) -> Any:
-    if origin and value is not None:
-        spec = entity.field(origin)
-        if spec.enum is not None and isinstance(value, int):
-            value = spec.enum.symbol_of(value)  # enums travel by symbol
+def _translate(mapping: FieldMapping, source: Side, value: Any) -> Any:
     for fno_value, dv_value in mapping.value_map:
         if value == (fno_value if source is Side.FNO else dv_value):
             return dv_value if source is Side.FNO else fno_value
