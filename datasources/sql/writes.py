@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, insert, select, tuple_, update
+from sqlalchemy import Table, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -60,11 +60,7 @@ class WriteUnit:
         version = version_field(entity)
         columns = [table.c[entity.field(k).column] for k in key]
         wanted = [(i, r) for i, r in enumerate(rows) if i not in refused]
-        found: set[tuple[Any, ...]] = set()
-        for start in range(0, len(wanted), 500):
-            chunk = [tuple(r[k] for k in key) for _, r in wanted[start : start + 500]]
-            result = await self._conn.execute(select(*columns).where(tuple_(*columns).in_(chunk)))
-            found.update(tuple(row) for row in result)
+        found = await _existing(self._conn, columns, [tuple(r[k] for k in key) for _, r in wanted])
         fresh: list[Mapping[str, Any]] = []
         known: list[Mapping[str, Any]] = []
         for _, row in wanted:
@@ -159,6 +155,27 @@ async def apply_change(
     return before, await _read(conn, table, entity, where) if read_back else None
 
 
+async def _existing(
+    conn: AsyncConnection, columns: Sequence[Any], keys: Sequence[tuple[Any, ...]]
+) -> set[tuple[Any, ...]]:
+    """Which of these key values a table holds. Grouped by all but the last column, so
+    each query is `a = ? AND b IN (...)`: an index range, where a row-value IN list
+    would be a scan."""
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for values in keys:
+        groups.setdefault(values[:-1], []).append(values[-1])
+    *fixed, last = columns
+    found: set[tuple[Any, ...]] = set()
+    for prefix, tails in groups.items():
+        for start in range(0, len(tails), 1000):
+            where = [c == v for c, v in zip(fixed, prefix, strict=True)]
+            rows = await conn.execute(
+                select(*columns).where(*where, last.in_(tails[start : start + 1000]))
+            )
+            found.update(tuple(r) for r in rows)
+    return found
+
+
 def _assignments(entity: EntityMetadata, table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
     """The columns an update sets: the values, and the row version one up."""
     assignments: dict[str, Any] = {entity.field(n).column: v for n, v in values.items()}
@@ -223,12 +240,7 @@ async def _missing_references(
             continue
         table = table_for(target)
         columns = [table.c[target.field(theirs).column] for _, theirs in pairs]
-        distinct = sorted(set(asked.values()), key=repr)
-        present: set[tuple[Any, ...]] = set()
-        for start in range(0, len(distinct), 500):
-            chunk = distinct[start : start + 500]
-            result = await conn.execute(select(*columns).where(tuple_(*columns).in_(chunk)))
-            present.update(tuple(r) for r in result)
+        present = await _existing(conn, columns, list(set(asked.values())))
         for i, values in asked.items():
             if values in present:
                 continue
