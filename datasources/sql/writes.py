@@ -20,6 +20,7 @@ from gateway.kernel.change import Change, ChangeKind, version_field
 from gateway.kernel.errors import BadUserInput, Conflict, NotFound
 
 Row = dict[str, Any]
+ANALYZE_AFTER = 1000  # rows a bulk write adds before the table's statistics are renewed
 TableFor = Callable[[EntityMetadata], Table]
 
 
@@ -73,6 +74,10 @@ class WriteUnit:
                 for r in stored:
                     r[entity.field(version).column] = 1
             await bulk_insert(self._conn, table, stored)
+            if self._conn.dialect.name == "postgresql" and len(fresh) >= ANALYZE_AFTER:
+                # a table filling fast outruns autovacuum: without fresh statistics the
+                # planner scans it to find the next batch's keys instead of using the index
+                await self._conn.exec_driver_sql(f'ANALYZE "{table.name}"')
         for row in known:
             where = and_(*(c == row[k] for c, k in zip(columns, key, strict=True)))
             values: dict[str, Any] = {
