@@ -4,11 +4,16 @@ side refuses leaving both sides unchanged."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
 from gateway.auth import Role
 from tests.conftest import Gateway, run_sql
@@ -283,3 +288,79 @@ def test_initial_sync_copies_existing_rows_and_logs_refusals(linked: Gateway) ->
     )
     wait_for(all_running, 60)
     assert gw.data("{ accounts { totalCount } }")["accounts"]["totalCount"] == customers
+
+
+def test_a_slow_or_unreachable_other_side_changes_neither(
+    control_plane: Callable[..., Gateway],
+) -> None:
+    gw = control_plane(sync_timeout=1.0)
+    env = new_environment(gw)
+    assert "errors" not in setup(gw, env, ", template: STANDARD_WITH_DUAL_WRITE")
+    wait_until(gw, env, "COMPLETED")
+    gw.data(
+        "mutation($e: String!) { installDualWriteApplication(environment: $e) { state } }",
+        {"e": env},
+        token=admin(gw),
+    )
+    wait_for(lambda: "errors" not in gw.query("{ dualWriteMaps { name } }"))
+    wait_for(
+        lambda: (
+            gw.data(
+                "query($e: String!) { addInInstallations(environment: $e) { state } }", {"e": env}
+            )["addInInstallations"]
+            == [{"state": "INSTALLED"}]
+        )
+    )
+    writer = gw.token(Role.WRITER, sub="rep@contoso.com")
+    run_customers(gw, writer)
+    gw.data(CUSTOMER, {"input": customer("DW-9")}, token=writer)
+    update = (
+        'mutation { updateCustomerV3(dataAreaId: "USMF", customerAccount: "DW-9", '
+        'input: {creditLimit: "4000"}) { creditLimit } }'
+    )
+    dataverse = gw.run(gw.runtime.services.tenant.dataverse_environment(env)).url
+
+    # another Dataverse client holds the account: the carried update waits, then gives up
+    with hold_account(dataverse, "DW-9"):
+        slow = gw.error(update, token=writer)
+    assert slow["extensions"]["code"] == "UPSTREAM_FAILED"
+    assert "did not answer within 1 s" in slow["message"]
+    assert gw.data(READ_CUSTOMER, {"a": "DW-9"})["customerV3"]["creditLimit"].startswith("2000")
+
+    # the Dataverse store is gone: the write is refused, F&O unchanged
+    gw.run(gw.runtime.linked.source.engine.dispose())
+    gw.run(gw.runtime.services.integrations._location.drop(dataverse))
+    gone = gw.error(update, token=writer)
+    assert gone["extensions"]["code"] == "UPSTREAM_FAILED"
+    assert gone["message"].startswith("Dataverse refused the change")
+    assert gw.data(READ_CUSTOMER, {"a": "DW-9"})["customerV3"]["creditLimit"].startswith("2000")
+
+
+@contextmanager
+def hold_account(url: str, account: str) -> Iterator[None]:
+    """Lock one account row in the Dataverse store from another connection."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        held = sqlite3.connect(str(parsed.database), isolation_level=None, timeout=30)
+        held.execute("BEGIN IMMEDIATE")
+        held.execute("UPDATE account SET name = name WHERE accountnumber = ?", (account,))
+        try:
+            yield
+        finally:
+            held.execute("ROLLBACK")
+            held.close()
+        return
+    loop = asyncio.new_event_loop()
+
+    async def lock() -> Any:
+        conn = await asyncpg.connect(parsed.set(drivername="postgresql").render_as_string(False))
+        await conn.execute("BEGIN")
+        await conn.execute("SELECT 1 FROM account WHERE accountnumber = $1 FOR UPDATE", account)
+        return conn
+
+    conn = loop.run_until_complete(lock())
+    try:
+        yield
+    finally:
+        loop.run_until_complete(conn.close())
+        loop.close()
