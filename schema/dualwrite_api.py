@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 from gateway.auth import Role
 from gateway.dualwrite.service import MapView
 from gateway.kernel.dualwrite import Direction, MapAction, MapState, Master
+from gateway.kernel.errors import BadUserInput
 from schema.context import RequestContext
 
 strawberry.enum(Direction, name="MappingDirection")
@@ -164,5 +165,34 @@ async def retry_dual_write_errors(info: strawberry.Info, name: str) -> DualWrite
     return DualWriteMap.of(await services.dualwrite.map(name))
 
 
+@strawberry.mutation(
+    name="saveDualWriteMap",
+    description="Create a map, or change one that is not running, from its definition (the "
+    "form the dual-write application installs: name, fno_entity, dataverse_table, "
+    "company_specific, key, fields with fno/dataverse/direction/default/value_map, filters, "
+    "depends_on). Refused with MAP_INVALID listing every problem.",
+)
+async def save_dual_write_map(info: strawberry.Info, definition: JSON) -> DualWriteMap:
+    context: RequestContext = info.context
+    context.require(Role.ADMIN)
+    if not isinstance(definition, dict):
+        raise BadUserInput("definition is a JSON object")
+    return DualWriteMap.of(await context.control.dualwrite.save(definition))
+
+
+@strawberry.mutation(name="deleteDualWriteMap", description="Remove a map that is not running.")
+async def delete_dual_write_map(info: strawberry.Info, name: str) -> bool:
+    context: RequestContext = info.context
+    context.require(Role.ADMIN)
+    await context.control.dualwrite.delete(name)
+    return True
+
+
 QUERIES = [dual_write_maps]
-MUTATIONS = [run_dual_write_map, stop_dual_write_map, retry_dual_write_errors]
+MUTATIONS = [
+    run_dual_write_map,
+    stop_dual_write_map,
+    retry_dual_write_errors,
+    save_dual_write_map,
+    delete_dual_write_map,
+]

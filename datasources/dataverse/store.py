@@ -157,5 +157,9 @@ async def map_definitions(conn: AsyncConnection) -> list[dict[str, Any]]:
     return [loads(r[0]) for r in rows]
 
 
+async def remove_map_definition(conn: AsyncConnection, name: str) -> None:
+    await conn.execute(delete(map_definition).where(map_definition.c.name == name))
+
+
 async def remove_map_definitions(conn: AsyncConnection) -> None:
     await conn.execute(delete(map_definition))

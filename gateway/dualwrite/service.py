@@ -9,7 +9,7 @@ change of state.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from gateway.kernel.dualwrite import (
     Side,
     check_map,
     map_actions,
+    map_to_dict,
     parse_map,
 )
 from gateway.kernel.errors import BadUserInput, Conflict, MapInvalid, NotFound
@@ -125,10 +126,7 @@ class DualWriteService:
 
     async def maps(self) -> list[MapView]:
         environment = self._environment()
-        linked = self._linked.source
-        if linked is None:
-            raise NotFound("no Dataverse environment is linked to this gateway's F&O environment")
-        async with linked.engine.connect() as conn:
+        async with self._linked_engine().connect() as conn:
             definitions = [parse_map(d) for d in await dataverse_store.map_definitions(conn)]
         fno, dv = await self.entities(Side.FNO), await self.entities(Side.DATAVERSE)
         async with self._control.connect() as conn:
@@ -215,6 +213,30 @@ class DualWriteService:
         await self.refresh()
         return [v for v in await self.maps() if v.definition.name in order]
 
+    async def save(self, definition: Mapping[str, Any]) -> MapView:
+        """Create a map, or change one that is not running; it must pass every check."""
+        m = parse_map(definition)
+        current = next((v for v in await self.maps() if v.definition.name == m.name), None)
+        if current is not None and current.state is not MapState.NOT_RUNNING:
+            raise Conflict(f"{m.name} is {current.state.value.lower()}: stop it before changing it")
+        fno, dv = await self.entities(Side.FNO), await self.entities(Side.DATAVERSE)
+        problems = check_map(m, fno.get(m.fno_entity), dv.get(m.dataverse_table))
+        if problems:
+            raise MapInvalid(
+                f"{m.name} cannot be saved: " + "; ".join(p.message for p in problems),
+                problems=[{"map": m.name, "code": p.code, "message": p.message} for p in problems],
+            )
+        async with self._linked_engine().begin() as conn:
+            await dataverse_store.install_map_definitions(conn, [map_to_dict(m)])
+        return await self.map(m.name)
+
+    async def delete(self, name: str) -> None:
+        view = await self.map(name)
+        if view.state is not MapState.NOT_RUNNING:
+            raise Conflict(f"{name} is {view.state.value.lower()}: stop it before deleting it")
+        async with self._linked_engine().begin() as conn:
+            await dataverse_store.remove_map_definition(conn, name)
+
     async def stop(self, name: str) -> MapView:
         view = await self.map(name)
         if view.state is MapState.NOT_RUNNING:
@@ -259,6 +281,11 @@ class DualWriteService:
                     updated_at=now,
                 )
             )
+
+    def _linked_engine(self) -> AsyncEngine:
+        if self._linked.source is None:
+            raise NotFound("no Dataverse environment is linked to this gateway's F&O environment")
+        return self._linked.source.engine
 
     @property
     def environment(self) -> str:

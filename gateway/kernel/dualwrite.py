@@ -156,6 +156,36 @@ def parse_map(data: Mapping[str, Any]) -> DualWriteMap:
         raise BadUserInput(f"the map definition is malformed: {exc}") from None
 
 
+def map_to_dict(m: DualWriteMap) -> dict[str, Any]:
+    """The definition as stored: what `parse_map` reads back."""
+
+    def condition(conditions: tuple[Condition, ...]) -> str:
+        return " && ".join(f"{c.field} {'==' if c.equal else '!='} {c.value}" for c in conditions)
+
+    return {
+        "name": m.name,
+        "version": m.version,
+        "fno_entity": m.fno_entity,
+        "dataverse_table": m.dataverse_table,
+        "company_specific": m.company_specific,
+        "fno_filter": condition(m.fno_filter),
+        "dataverse_filter": condition(m.dataverse_filter),
+        "key": [list(pair) for pair in m.key],
+        "fields": [
+            {
+                "fno": f.fno,
+                "dataverse": f.dataverse,
+                "direction": f.direction.value,
+                "default": f.default,
+                "value_map": [list(pair) for pair in f.value_map],
+                "lookup": f.lookup,
+            }
+            for f in m.fields
+        ],
+        "depends_on": list(m.depends_on),
+    }
+
+
 # checking
 
 

@@ -5,6 +5,7 @@ side refuses leaving both sides unchanged."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from gateway.auth import Role
+from gateway.kernel.dual_write_maps import OUT_OF_THE_BOX_MAPS
 from tests.conftest import Gateway, run_sql
 from tests.gateway.test_setup import admin, new_environment, setup, wait_until
 
@@ -364,3 +366,55 @@ def hold_account(url: str, account: str) -> Iterator[None]:
     finally:
         loop.run_until_complete(conn.close())
         loop.close()
+
+
+def test_maps_are_saved_checked_and_only_while_stopped(linked: Gateway) -> None:
+    gw = linked
+    save = (
+        "mutation($d: JSON!) { saveDualWriteMap(definition: $d) { name fields { fno default } } }"
+    )
+    original = next(m for m in OUT_OF_THE_BOX_MAPS if m["name"] == CUSTOMERS)
+    broken = copy.deepcopy(original)
+    broken["company_specific"] = False
+    broken["fields"] = [
+        f for f in broken["fields"] if f["fno"] not in ("CustomerAccount", "SalesCurrencyCode")
+    ]
+    broken["fields"].append({"fno": "CreditLimit", "dataverse": "name", "direction": "both"})
+    broken["fields"].append({"fno": "OrganizationName", "dataverse": "versionnumber"})
+    error = gw.error(save, {"d": broken}, token=admin(gw))
+    assert error["extensions"]["code"] == "MAP_INVALID"
+    codes = {p["code"] for p in error["extensions"]["problems"]}
+    assert codes == {
+        "COMPANY_SCOPE_MISMATCH",
+    }  # the scope is checked first: nothing else can be judged across scopes
+    broken["company_specific"] = True
+    codes = {
+        p["code"] for p in gw.error(save, {"d": broken}, token=admin(gw))["extensions"]["problems"]
+    }
+    assert codes >= {
+        "KEY_NOT_MAPPED_BOTH_WAYS",
+        "MANDATORY_TARGET_UNMAPPED",
+        "TYPE_MISMATCH",
+        "READ_ONLY_TARGET_MAPPED",
+        "DUPLICATE_TARGET",
+    }
+
+    euro = copy.deepcopy(original)
+    for field in euro["fields"]:
+        if field["fno"] == "SalesCurrencyCode":
+            field["default"] = "EUR"
+    saved = gw.data(save, {"d": euro}, token=admin(gw))["saveDualWriteMap"]
+    assert {"fno": "SalesCurrencyCode", "default": "EUR"} in saved["fields"]
+    gw.data(f'mutation {{ runDualWriteMap(name: "{CUSTOMERS}") {{ name }} }}', token=admin(gw))
+    running = gw.error(save, {"d": original}, token=admin(gw))
+    assert running["extensions"]["code"] == "CONFLICT" and "stop it" in running["message"]
+    assert (
+        gw.error(f'mutation {{ deleteDualWriteMap(name: "{CUSTOMERS}") }}', token=admin(gw))[
+            "extensions"
+        ]["code"]
+        == "CONFLICT"
+    )
+    gw.data(f'mutation {{ stopDualWriteMap(name: "{CUSTOMERS}") {{ state }} }}', token=admin(gw))
+    assert gw.data(f'mutation {{ deleteDualWriteMap(name: "{CUSTOMERS}") }}', token=admin(gw))
+    names = [m["name"] for m in gw.data("{ dualWriteMaps { name } }")["dualWriteMaps"]]
+    assert CUSTOMERS not in names and len(names) == 4
