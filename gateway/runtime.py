@@ -22,8 +22,9 @@ from gateway.auth import Authenticator, Role
 from gateway.catalog.service import CatalogService
 from gateway.control import create_control_schema
 from gateway.dualwrite import initial_sync
+from gateway.dualwrite.catchup import CatchUp
 from gateway.dualwrite.initial_sync import InitialSync
-from gateway.dualwrite.service import DualWriteService
+from gateway.dualwrite.service import RESUME_JOB, DualWriteService
 from gateway.feed import Notifier
 from gateway.jobs import JobRunner
 from gateway.kernel.catalog import ResolvedCatalog
@@ -168,6 +169,8 @@ async def _control_plane(
     initial = InitialSync(control, dualwrite, notifier, runner.wake, settings.sync_batch)
     dualwrite.use_initial_sync(initial.plan)
     runner.register(initial_sync.JOB_KIND, initial.step)
+    dualwrite.use_jobs(runner.wake)
+    runner.register(RESUME_JOB, CatchUp(control, dualwrite, notifier).step)
     writes = WritePipeline(dualwrite, settings.sync_timeout)
     services = Services(auth, tenant, integrations, add_ins, dualwrite, initial, writes)
     return services, runner, notifier, linked

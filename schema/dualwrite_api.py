@@ -70,6 +70,7 @@ class DualWriteMap:
     initial_sync: list[InitialSyncProgress] = strawberry.field(name="initialSync")
     errors: list[DualWriteError] = strawberry.field(description="The latest, newest first.")
     error_count: int = strawberry.field(name="errorCount")
+    queued: int = strawberry.field(description="Changes waiting while paused or resuming.")
 
     @staticmethod
     def of(view: MapView) -> DualWriteMap:
@@ -116,6 +117,7 @@ class DualWriteMap:
                 for e in view.errors
             ],
             error_count=view.error_count,
+            queued=view.queued,
         )
 
 
@@ -149,6 +151,28 @@ async def stop_dual_write_map(info: strawberry.Info, name: str) -> DualWriteMap:
     context: RequestContext = info.context
     context.require(Role.ADMIN)
     return DualWriteMap.of(await context.control.dualwrite.stop(name))
+
+
+@strawberry.mutation(
+    name="pauseDualWriteMap",
+    description="Pause a running map: writes still land on their own side, and wait in the "
+    "map's queue (bounded only by disk) until it resumes.",
+)
+async def pause_dual_write_map(info: strawberry.Info, name: str) -> DualWriteMap:
+    context: RequestContext = info.context
+    context.require(Role.ADMIN)
+    return DualWriteMap.of(await context.control.dualwrite.pause(name))
+
+
+@strawberry.mutation(
+    name="resumeDualWriteMap",
+    description="Replay what the paused map queued, in order; it runs live again once the "
+    "queue is empty. Rows the other side refuses go to the error log.",
+)
+async def resume_dual_write_map(info: strawberry.Info, name: str) -> DualWriteMap:
+    context: RequestContext = info.context
+    context.require(Role.ADMIN)
+    return DualWriteMap.of(await context.control.dualwrite.resume(name))
 
 
 @strawberry.mutation(
@@ -193,6 +217,8 @@ MUTATIONS = [
     run_dual_write_map,
     stop_dual_write_map,
     retry_dual_write_errors,
+    pause_dual_write_map,
+    resume_dual_write_map,
     save_dual_write_map,
     delete_dual_write_map,
 ]

@@ -38,7 +38,7 @@ from gateway.kernel.dualwrite import (
     passes,
 )
 from gateway.kernel.errors import GatewayError
-from gateway.kernel.json import dumps, loads
+from gateway.kernel.json import dumps, loads, plain
 from gateway.kernel.plan import And, Compare, Op, OrderTerm, PageRequest, QueryPlan
 
 JOB_KIND = "initial-sync"
@@ -141,7 +141,7 @@ class InitialSync:
                     updated_at=dt.datetime.now(dt.UTC),
                 )
             )
-            await self._log(conn, environment, row.map, row.company, source, failed)
+            await log_refused(conn, environment, row.map, row.company, source, failed)
             if not more and await self._finished(conn, environment, row.map):
                 await self._dualwrite.set_state_in(conn, [row.map], MapState.RUNNING)
         if not more:
@@ -163,48 +163,12 @@ class InitialSync:
             company_column = next(dv for fno, dv in m.key if fno == fno_company)
         plan = self._plan(entity, company, company_column, after)
         page = await self._dualwrite.store(source).fetch(plan)
-        written, failed = await self._copy(m, source, entity, goal, targets, page.rows)
+        written, failed = await copy_rows(
+            self._dualwrite, m, source, entity, goal, targets, page.rows
+        )
         last = page.rows[-1] if page.rows else None
         position = [last[f.name] for f in entity.key] if last is not None else after
-        return written, failed, _plain(position), page.has_next
-
-    async def _copy(
-        self,
-        m: DualWriteMap,
-        source: Side,
-        entity: EntityMetadata,
-        goal: EntityMetadata,
-        targets: dict[str, EntityMetadata],
-        found: list[dict[str, Any]],
-    ) -> tuple[int, list[tuple[dict[str, Any], str]]]:
-        """Carry source rows to the other side: (rows written, rows refused and why)."""
-        target = source.other
-        rows: list[dict[str, Any]] = []
-        keys: list[dict[str, Any]] = []
-        failed: list[tuple[dict[str, Any], str]] = []
-        carrier = Carrier(m, source, entity, goal)
-        for row in found:
-            if not passes(m, source, entity, row):
-                continue
-            values = carrier.carry(row)
-            key = key_on(m, target, values)
-            try:
-                validate(
-                    goal, Change(goal.name, ChangeKind.CREATE, {**key, **_ids(goal, key)}, values)
-                )
-            except GatewayError as exc:
-                failed.append((_key(entity, row), exc.message))
-                continue
-            rows.append({**values, **key})
-            keys.append(_key(entity, row))
-        refused: dict[int, str] = {}
-        if rows:
-            async with self._dualwrite.store(target).unit() as unit:
-                refused = await unit.upsert_many(
-                    goal, targets, list(key_on(m, target, rows[0])), rows, lambda: _ids(goal, {})
-                )
-            failed += [(keys[i], message) for i, message in refused.items()]
-        return len(rows) - len(refused), failed
+        return written, failed, plain(position), page.has_next
 
     async def retry(self, environment: str, name: str) -> int:
         """Copy again only the rows the log holds for this map; those that still fail
@@ -235,7 +199,7 @@ class InitialSync:
                     QueryPlan(entity, tuple(f.name for f in entity.fields), (), where)
                 )
                 rows += page.rows  # a row deleted since has nothing left to copy
-            written, failed = await self._copy(m, side, entity, goal, targets, rows)
+            written, failed = await copy_rows(self._dualwrite, m, side, entity, goal, targets, rows)
             copied += written
             by_company: dict[str, list[tuple[dict[str, Any], str]]] = {}
             for key, message in failed:
@@ -246,7 +210,7 @@ class InitialSync:
             ids = [e.id for e in logged]
             await conn.execute(delete(sync_error).where(sync_error.c.id.in_(ids)))
             for company, side, items in still:
-                await self._log(conn, environment, name, company, side, items)
+                await log_refused(conn, environment, name, company, side, items)
         self._notifier.notify()
         return copied
 
@@ -268,29 +232,6 @@ class InitialSync:
             company=company if company and entity.company_scoped else None,
         )
 
-    async def _log(
-        self,
-        conn: AsyncConnection,
-        environment: str,
-        name: str,
-        company: str,
-        source: Side,
-        failed: list[tuple[dict[str, Any], str]],
-    ) -> None:
-        now = dt.datetime.now(dt.UTC)
-        for key, message in failed:
-            await conn.execute(
-                insert(sync_error).values(
-                    environment=environment,
-                    map=name,
-                    company=company,
-                    source=source.value,
-                    key=dumps(_plain(key)),
-                    message=message,
-                    at=now,
-                )
-            )
-
     async def _finished(self, conn: AsyncConnection, environment: str, name: str) -> bool:
         pending = await conn.scalar(
             select(progress.c.company).where(
@@ -302,19 +243,71 @@ class InitialSync:
         return pending is None
 
 
+async def log_refused(
+    conn: AsyncConnection,
+    environment: str,
+    name: str,
+    company: str,
+    source: Side,
+    failed: list[tuple[dict[str, Any], str]],
+) -> None:
+    """Add refused rows to the map's error log (in the caller's transaction)."""
+    now = dt.datetime.now(dt.UTC)
+    for key, message in failed:
+        await conn.execute(
+            insert(sync_error).values(
+                environment=environment,
+                map=name,
+                company=company,
+                source=source.value,
+                key=dumps(plain(key)),
+                message=message,
+                at=now,
+            )
+        )
+
+
+async def copy_rows(
+    dualwrite: DualWriteService,
+    m: DualWriteMap,
+    source: Side,
+    entity: EntityMetadata,
+    goal: EntityMetadata,
+    targets: dict[str, EntityMetadata],
+    found: list[dict[str, Any]],
+) -> tuple[int, list[tuple[dict[str, Any], str]]]:
+    """Carry source rows to the other side in one bulk upsert: (rows written, rows
+    refused and why). Rows outside the map's filter are left alone."""
+    target = source.other
+    rows: list[dict[str, Any]] = []
+    keys: list[dict[str, Any]] = []
+    failed: list[tuple[dict[str, Any], str]] = []
+    carrier = Carrier(m, source, entity, goal)
+    for row in found:
+        if not passes(m, source, entity, row):
+            continue
+        values = carrier.carry(row)
+        key = key_on(m, target, values)
+        try:
+            validate(goal, Change(goal.name, ChangeKind.CREATE, {**key, **_ids(goal, key)}, values))
+        except GatewayError as exc:
+            failed.append((_key(entity, row), exc.message))
+            continue
+        rows.append({**values, **key})
+        keys.append(_key(entity, row))
+    refused: dict[int, str] = {}
+    if rows:
+        async with dualwrite.store(target).unit() as unit:
+            refused = await unit.upsert_many(
+                goal, targets, list(key_on(m, target, rows[0])), rows, lambda: _ids(goal, {})
+            )
+        failed += [(keys[i], message) for i, message in refused.items()]
+    return len(rows) - len(refused), failed
+
+
 def _ids(entity: EntityMetadata, key: dict[str, Any]) -> dict[str, Any]:
     return {f.name: str(uuid.uuid4()) for f in entity.key if f.name not in key}
 
 
 def _key(entity: EntityMetadata, row: dict[str, Any]) -> dict[str, Any]:
     return {f.name: row[f.name] for f in entity.key}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)

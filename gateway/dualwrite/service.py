@@ -13,12 +13,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from datasources.base import DataSource
 from datasources.dataverse import store as dataverse_store
-from gateway.dualwrite.tables import map_state, progress, sync_error
+from gateway import jobs
+from gateway.dualwrite.tables import map_state, progress, queue, sync_error
 from gateway.kernel.catalog import EntityMetadata
 from gateway.kernel.dualwrite import (
     DualWriteMap,
@@ -33,10 +34,11 @@ from gateway.kernel.dualwrite import (
     parse_map,
 )
 from gateway.kernel.errors import BadUserInput, Conflict, MapInvalid, NotFound
-from gateway.kernel.json import loads
+from gateway.kernel.json import dumps, loads, plain
 from gateway.setup.linked import LinkedDataverse
 
 ERRORS_SHOWN = 50  # Microsoft shows five
+RESUME_JOB = "dual-write-resume"
 
 InitialSyncPlanner = Callable[
     [AsyncConnection, str, str, list[DualWriteMap], Master], Awaitable[None]
@@ -69,6 +71,7 @@ class MapView:
     problems: list[Problem]
     actions: list[MapAction]
     updated_at: dt.datetime | None
+    queued: int = 0  # changes waiting while the map is paused or resuming
     progress: list[SyncProgress] = field(default_factory=list)
     errors: list[SyncError] = field(default_factory=list)  # the latest, newest first
     error_count: int = 0
@@ -80,8 +83,14 @@ class DualWriteService:
         self._fno = fno
         self._linked = linked
         self._running: dict[tuple[Side, str], list[DualWriteMap]] = {}
+        self._queued: dict[tuple[Side, str], list[DualWriteMap]] = {}
+        self._wake: Callable[[], None] | None = None
         self._plan_initial_sync: InitialSyncPlanner | None = None
         self._entities: dict[Side, dict[str, EntityMetadata]] = {}
+
+    def use_jobs(self, wake: Callable[[], None]) -> None:
+        """How to tell the job runner a resume was submitted."""
+        self._wake = wake
 
     def use_initial_sync(self, plan: InitialSyncPlanner) -> None:
         """How a run with initial sync plans its copy (inside the run's transaction)."""
@@ -108,19 +117,72 @@ class DualWriteService:
             self._entities[side] = cached
         return cached
 
+    def queued(self, side: Side, entity: str) -> list[DualWriteMap]:
+        """The paused (or resuming) maps a write to `entity` on `side` is queued for."""
+        return self._queued.get((side, entity), [])
+
     async def refresh(self) -> None:
         """Reload which maps run (after a state change, a link or a restart)."""
         running: dict[tuple[Side, str], list[DualWriteMap]] = {}
+        queued: dict[tuple[Side, str], list[DualWriteMap]] = {}
         self._entities = {}
         if self._linked.source is not None:
             for view in await self.maps():
+                m = view.definition
                 if view.state in (MapState.RUNNING, MapState.INITIALIZING):
                     # an initializing map carries live writes too: a row written while
                     # the copy runs is not missed, whichever batch it falls in
-                    m = view.definition
-                    running.setdefault((Side.FNO, m.fno_entity), []).append(m)
-                    running.setdefault((Side.DATAVERSE, m.dataverse_table), []).append(m)
-        self._running = running
+                    target = running
+                elif view.state in (MapState.PAUSED, MapState.RESUMING):
+                    target = queued  # in order, behind what waits already
+                else:
+                    continue
+                target.setdefault((Side.FNO, m.fno_entity), []).append(m)
+                target.setdefault((Side.DATAVERSE, m.dataverse_table), []).append(m)
+        self._running, self._queued = running, queued
+
+    async def enqueue(self, maps: list[DualWriteMap], side: Side, key: Mapping[str, Any]) -> None:
+        """Remember that the row with `key` changed on `side`, for each paused map.
+        Committed before the write itself: a write that then fails leaves a harmless
+        entry (resuming re-reads the row), never a lost one."""
+        environment = self._environment()
+        now = dt.datetime.now(dt.UTC)
+        async with self._control.begin() as conn:
+            await conn.execute(
+                insert(queue),
+                [
+                    {
+                        "environment": environment,
+                        "map": m.name,
+                        "source": side.value,
+                        "key": dumps(plain(dict(key))),
+                        "at": now,
+                    }
+                    for m in maps
+                ],
+            )
+
+    async def pause(self, name: str) -> MapView:
+        view = await self.map(name)
+        if view.state is not MapState.RUNNING:
+            raise Conflict(f"only a running map pauses; {name} is {view.state.value.lower()}")
+        async with self._control.begin() as conn:
+            await self.set_state_in(conn, [name], MapState.PAUSED)
+        await self.refresh()
+        return await self.map(name)
+
+    async def resume(self, name: str) -> MapView:
+        """Replay what was queued, in order; live again once the queue is empty."""
+        view = await self.map(name)
+        if view.state is not MapState.PAUSED:
+            raise Conflict(f"only a paused map resumes; {name} is {view.state.value.lower()}")
+        async with self._control.begin() as conn:
+            await self.set_state_in(conn, [name], MapState.RESUMING)
+            await jobs.submit(conn, RESUME_JOB, f"{self._environment()}/{name}")
+        await self.refresh()
+        if self._wake is not None:
+            self._wake()
+        return await self.map(name)
 
     # the API
 
@@ -143,6 +205,15 @@ class DualWriteService:
                     .order_by(progress.c.company)
                 )
             ).all()
+            waiting: dict[str, int] = dict(
+                (
+                    await conn.execute(
+                        select(queue.c.map, func.count())
+                        .where(queue.c.environment == environment)
+                        .group_by(queue.c.map)
+                    )
+                ).all()
+            )
             errors = (
                 await conn.execute(
                     select(sync_error)
@@ -162,6 +233,7 @@ class DualWriteService:
                     problems=check_map(m, fno.get(m.fno_entity), dv.get(m.dataverse_table)),
                     actions=map_actions(state),
                     updated_at=row.updated_at if row is not None else None,
+                    queued=int(waiting.get(m.name, 0)),
                     progress=[
                         SyncProgress(c.company, c.copied, c.failed, c.done, c.updated_at)
                         for c in copies
@@ -243,6 +315,9 @@ class DualWriteService:
             raise Conflict(f"{name} is not running")
         async with self._control.begin() as conn:
             await self.set_state_in(conn, [name], MapState.NOT_RUNNING, view.master)
+            await conn.execute(  # a stopped map keeps nothing to replay
+                delete(queue).where(queue.c.environment == self._environment(), queue.c.map == name)
+            )
         await self.refresh()
         return await self.map(name)
 

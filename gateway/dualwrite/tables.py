@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Integer, String, Table, Text
+from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text
 
 from datasources.sql.tables import UtcDateTime
 from gateway.control import control_metadata
@@ -44,4 +44,15 @@ sync_error = Table(
     Column("key", Text, nullable=False),
     Column("message", Text, nullable=False),
     Column("at", UtcDateTime, nullable=False),
+)
+queue = Table(
+    "dual_write_queue",
+    control_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("environment", String(100), nullable=False),
+    Column("map", String(200), nullable=False),
+    Column("source", String(20), nullable=False),  # the side the write was made on
+    Column("key", Text, nullable=False),  # the source row's key, as JSON
+    Column("at", UtcDateTime, nullable=False),
+    Index("ix_dual_write_queue_map", "environment", "map", "id"),
 )

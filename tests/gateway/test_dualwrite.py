@@ -418,3 +418,58 @@ def test_maps_are_saved_checked_and_only_while_stopped(linked: Gateway) -> None:
     assert gw.data(f'mutation {{ deleteDualWriteMap(name: "{CUSTOMERS}") }}', token=admin(gw))
     names = [m["name"] for m in gw.data("{ dualWriteMaps { name } }")["dualWriteMaps"]]
     assert CUSTOMERS not in names and len(names) == 4
+
+
+def test_a_paused_map_queues_and_resumes_in_order(linked: Gateway) -> None:
+    gw = linked
+    writer = gw.token(Role.WRITER, sub="rep@contoso.com")
+    run_customers(gw, writer)
+    gw.data(CUSTOMER, {"input": customer("DW-P1")}, token=writer)
+    gw.data(CUSTOMER, {"input": customer("DW-P2")}, token=writer)
+    paused = gw.data(
+        f'mutation {{ pauseDualWriteMap(name: "{CUSTOMERS}") {{ state availableActions }} }}',
+        token=admin(gw),
+    )["pauseDualWriteMap"]
+    assert paused == {"state": "PAUSED", "availableActions": ["RESUME", "STOP"]}
+
+    def update(account: str, limit: str) -> None:
+        gw.data(
+            'mutation($a: String!, $l: Decimal!) { updateCustomerV3(dataAreaId: "USMF", '
+            "customerAccount: $a, input: {creditLimit: $l}) { creditLimit } }",
+            {"a": account, "l": limit},
+            token=writer,
+        )
+
+    update("DW-P1", "3000")
+    update("DW-P1", "4000")  # changed twice while paused: the last value wins
+    gw.data(CUSTOMER, {"input": customer("DW-P3")}, token=writer)
+    gw.data(
+        'mutation { deleteCustomerV3(dataAreaId: "USMF", customerAccount: "DW-P2") { version } }',
+        token=writer,
+    )
+    # nothing reached Dataverse, and every change waits
+    assert gw.data(ACCOUNT, {"a": "DW-P1"})["accounts"]["nodes"][0]["creditlimit"].startswith(
+        "2000"
+    )
+    assert gw.data(ACCOUNT, {"a": "DW-P3"})["accounts"]["nodes"] == []
+    assert len(gw.data(ACCOUNT, {"a": "DW-P2"})["accounts"]["nodes"]) == 1
+    waiting = {m["name"]: m for m in gw.data("{ dualWriteMaps { name queued } }")["dualWriteMaps"]}
+    assert waiting[CUSTOMERS]["queued"] == 4
+
+    gw.data(f'mutation {{ resumeDualWriteMap(name: "{CUSTOMERS}") {{ state }} }}', token=admin(gw))
+
+    def running() -> bool:
+        maps = gw.data("{ dualWriteMaps { name state queued } }")["dualWriteMaps"]
+        ours = next(m for m in maps if m["name"] == CUSTOMERS)
+        return ours["state"] == "RUNNING" and ours["queued"] == 0
+
+    wait_for(running)
+    assert gw.data(ACCOUNT, {"a": "DW-P1"})["accounts"]["nodes"][0]["creditlimit"].startswith(
+        "4000"
+    )
+    assert len(gw.data(ACCOUNT, {"a": "DW-P3"})["accounts"]["nodes"]) == 1
+    assert gw.data(ACCOUNT, {"a": "DW-P2"})["accounts"]["nodes"] == []
+    update("DW-P1", "4500")  # live again
+    assert gw.data(ACCOUNT, {"a": "DW-P1"})["accounts"]["nodes"][0]["creditlimit"].startswith(
+        "4500"
+    )
