@@ -3,7 +3,8 @@
 Each queued entry names a row that changed on one side. Replaying reads that row as
 it is now and carries it (or, gone, deletes it on the other side): the other side
 ends as the source is, however often the row changed while the map was paused, and
-replaying an entry twice changes nothing. Rows the other side refuses go to the
+replaying an entry twice changes nothing. A row changed on both sides while paused is
+a conflict: the map's master keeps its version. Rows the other side refuses go to the
 map's error log, to be retried from there.
 """
 
@@ -20,7 +21,7 @@ from gateway.dualwrite.service import DualWriteService
 from gateway.dualwrite.tables import queue
 from gateway.feed import Notifier
 from gateway.kernel.change import Change, ChangeKind
-from gateway.kernel.dualwrite import MapState, Side, carry, key_on
+from gateway.kernel.dualwrite import DualWriteMap, MapState, Master, Side, carry, key_on
 from gateway.kernel.errors import GatewayError, NotFound
 from gateway.kernel.json import loads
 from gateway.kernel.plan import And, Compare, Op, QueryPlan
@@ -59,11 +60,24 @@ class CatchUp:
             await self._dualwrite.refresh()
             self._notifier.notify()
             return True  # once more: entries queued while the state changed are replayed
+        m = view.definition
+        rows = {
+            side: await self._read(
+                m, side, [loads(e.key) for e in entries if e.source == side.value]
+            )
+            for side in Side
+        }
+        # a row changed on both sides while paused: the master's version is kept
+        master = Side.DATAVERSE if view.master is Master.DATAVERSE else Side.FNO
+        theirs = {self._identity(m, master, r) for r in rows[master][0]}
+        loser = master.other
+        present, gone = rows[loser]
+        rows[loser] = ([r for r in present if self._identity(m, loser, r) not in theirs], gone)
         failed: dict[Side, list[tuple[dict[str, Any], str]]] = {}
         for side in Side:
-            keys = _distinct([loads(e.key) for e in entries if e.source == side.value])
-            if keys:
-                failed[side] = await self._replay(view.definition, side, keys)
+            present, gone = rows[side]
+            if present or gone:
+                failed[side] = await self._replay(m, side, present, gone)
         async with self._control.begin() as conn:
             await conn.execute(delete(queue).where(queue.c.id.in_([e.id for e in entries])))
             for side, items in failed.items():
@@ -73,23 +87,44 @@ class CatchUp:
         self._notifier.notify()
         return True
 
+    async def _read(
+        self, m: DualWriteMap, side: Side, keys: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The rows as they are now, and the keys of those deleted since."""
+        if not keys:
+            return [], []
+        entity = (await self._dualwrite.entities(side))[m.entity_on(side)]
+        store = self._dualwrite.store(side)
+        present: list[dict[str, Any]] = []
+        gone: list[dict[str, Any]] = []
+        columns = tuple(f.name for f in entity.fields)
+        for key in _distinct(keys):
+            where = And(tuple(Compare(k, Op.EQ, v) for k, v in key.items()))
+            found = (await store.fetch(QueryPlan(entity, columns, (), where))).rows
+            if found:
+                present.extend(found)
+            else:
+                gone.append(key)
+        return present, gone
+
+    def _identity(self, m: DualWriteMap, side: Side, row: dict[str, Any]) -> tuple[Any, ...]:
+        """The row's map key, the same whichever side it is read on."""
+        index = 0 if side is Side.FNO else 1
+        return tuple(
+            str(row.get(pair[index])).lower() if row.get(pair[index]) is not None else None
+            for pair in m.key
+        )
+
     async def _replay(
-        self, m: Any, side: Side, keys: list[dict[str, Any]]
+        self,
+        m: DualWriteMap,
+        side: Side,
+        present: list[dict[str, Any]],
+        gone: list[dict[str, Any]],
     ) -> list[tuple[dict[str, Any], str]]:
         sources = await self._dualwrite.entities(side)
         targets = await self._dualwrite.entities(side.other)
         entity, goal = sources[m.entity_on(side)], targets[m.entity_on(side.other)]
-        store = self._dualwrite.store(side)
-        present: list[dict[str, Any]] = []
-        gone: list[dict[str, Any]] = []
-        for key in keys:
-            where = And(tuple(Compare(k, Op.EQ, v) for k, v in key.items()))
-            rows = (
-                await store.fetch(
-                    QueryPlan(entity, tuple(f.name for f in entity.fields), (), where)
-                )
-            ).rows
-            (present.extend(rows) if rows else gone.append(key))
         _, failed = await copy_rows(self._dualwrite, m, side, entity, goal, targets, present)
         if gone:
             async with self._dualwrite.store(side.other).unit() as unit:

@@ -10,14 +10,19 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 
 from gateway.auth import Role
+from gateway.kernel.change import Change, ChangeKind
 from gateway.kernel.dual_write_maps import OUT_OF_THE_BOX_MAPS
+from gateway.kernel.dualwrite import MapState, Side
 from tests.conftest import Gateway, run_sql
 from tests.gateway.test_setup import admin, new_environment, setup, wait_until
 
@@ -473,3 +478,82 @@ def test_a_paused_map_queues_and_resumes_in_order(linked: Gateway) -> None:
     assert gw.data(ACCOUNT, {"a": "DW-P1"})["accounts"]["nodes"][0]["creditlimit"].startswith(
         "4500"
     )
+
+
+WRITE = st.tuples(st.sampled_from(["fno", "dv"]), st.integers(0, 2), st.integers(1, 9999))
+STEPS = st.lists(st.one_of(WRITE, st.just(("pause",)), st.just(("resume",))), max_size=10)
+
+
+def test_stores_converge_whatever_the_writes_and_pauses(linked: Gateway) -> None:
+    """Random writes on both sides, with pauses and resumes: afterwards both stores hold
+    the same credit limits, and none is lost: the last write, or the master's (Dataverse)
+    when both sides changed a row while the map was paused."""
+    gw = linked
+    services = gw.runtime.services
+    writer = gw.token(Role.WRITER, sub="rep@contoso.com")
+    run_customers(gw, writer)
+    accounts = [f"DW-H{i}" for i in range(3)]
+    for account in accounts:
+        gw.data(CUSTOMER, {"input": customer(account)}, token=writer)
+    ids = [gw.data(ACCOUNT, {"a": a})["accounts"]["nodes"][0]["accountid"] for a in accounts]
+
+    async def entities() -> tuple[Any, Any]:
+        return (
+            await services.dualwrite.entities(Side.FNO),
+            await services.dualwrite.entities(Side.DATAVERSE),
+        )
+
+    fno, dv = gw.run(entities())
+    expected = {a: Decimal(2000) for a in accounts}
+
+    def write(side: str, i: int, value: int) -> None:
+        if side == "fno":
+            key = {"dataAreaId": "usmf", "CustomerAccount": accounts[i]}
+            change = Change("CustomerV3", ChangeKind.UPDATE, key, {"CreditLimit": Decimal(value)})
+            gw.run(services.writes.apply(Side.FNO, fno["CustomerV3"], fno, change))
+        else:
+            key = {"accountid": ids[i]}
+            change = Change("account", ChangeKind.UPDATE, key, {"creditlimit": Decimal(value)})
+            gw.run(services.writes.apply(Side.DATAVERSE, dv["account"], dv, change))
+
+    def settle(window: dict[str, dict[str, int]]) -> None:
+        gw.run(services.dualwrite.resume(CUSTOMERS))
+        wait_for(
+            lambda: (
+                (view := gw.run(services.dualwrite.map(CUSTOMERS))).state is MapState.RUNNING
+                and view.queued == 0
+            )
+        )
+        for account, sides in window.items():
+            expected[account] = Decimal(sides["dv"] if "dv" in sides else sides["fno"])
+
+    @settings(
+        max_examples=12,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(steps=STEPS)
+    def run(steps: list[tuple[Any, ...]]) -> None:
+        window: dict[str, dict[str, int]] | None = None  # writes while paused
+        for step in steps:
+            if step[0] == "pause" and window is None:
+                gw.run(services.dualwrite.pause(CUSTOMERS))
+                window = {}
+            elif step[0] == "resume" and window is not None:
+                settle(window)
+                window = None
+            elif step[0] in ("fno", "dv"):
+                side, i, value = step
+                write(side, i, value)
+                if window is None:
+                    expected[accounts[i]] = Decimal(value)
+                else:
+                    window.setdefault(accounts[i], {})[side] = value
+        if window is not None:
+            settle(window)
+        for account in accounts:
+            in_fno = gw.data(READ_CUSTOMER, {"a": account})["customerV3"]["creditLimit"]
+            in_dv = gw.data(ACCOUNT, {"a": account})["accounts"]["nodes"][0]["creditlimit"]
+            assert Decimal(in_fno) == Decimal(in_dv) == expected[account], (account, steps)
+
+    run()
