@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     )
     run_jobs: bool = Field(True, description="Run durable jobs (setup, add-ins) in this process.")
     sync_batch: int = Field(5000, ge=1, description="Rows an initial-sync batch copies.")
+    queue_alert: int = Field(
+        100_000,
+        ge=1,
+        description="Changes a paused dual-write map may queue before it raises an alert "
+        "(the queue itself is bounded only by disk).",
+    )
     sync_timeout: float = Field(
         120.0, gt=0, description="Seconds the other store has to take a dual-write change."
     )

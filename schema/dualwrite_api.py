@@ -71,6 +71,9 @@ class DualWriteMap:
     errors: list[DualWriteError] = strawberry.field(description="The latest, newest first.")
     error_count: int = strawberry.field(name="errorCount")
     queued: int = strawberry.field(description="Changes waiting while paused or resuming.")
+    queue_alert: bool = strawberry.field(
+        name="queueAlert", description="More changes wait than GATEWAY_QUEUE_ALERT."
+    )
 
     @staticmethod
     def of(view: MapView) -> DualWriteMap:
@@ -118,6 +121,7 @@ class DualWriteMap:
             ],
             error_count=view.error_count,
             queued=view.queued,
+            queue_alert=view.queue_alert,
         )
 
 

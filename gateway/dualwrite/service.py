@@ -9,6 +9,7 @@ change of state.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,7 @@ from gateway.kernel.errors import BadUserInput, Conflict, MapInvalid, NotFound
 from gateway.kernel.json import dumps, loads, plain
 from gateway.setup.linked import LinkedDataverse
 
+log = logging.getLogger("gateway.dualwrite")
 ERRORS_SHOWN = 50  # Microsoft shows five
 RESUME_JOB = "dual-write-resume"
 
@@ -72,14 +74,23 @@ class MapView:
     actions: list[MapAction]
     updated_at: dt.datetime | None
     queued: int = 0  # changes waiting while the map is paused or resuming
+    queue_alert: bool = False  # more are waiting than the alert threshold
     progress: list[SyncProgress] = field(default_factory=list)
     errors: list[SyncError] = field(default_factory=list)  # the latest, newest first
     error_count: int = 0
 
 
 class DualWriteService:
-    def __init__(self, control: AsyncEngine, fno: DataSource, linked: LinkedDataverse) -> None:
+    def __init__(
+        self,
+        control: AsyncEngine,
+        fno: DataSource,
+        linked: LinkedDataverse,
+        queue_alert: int = 100_000,
+    ) -> None:
         self._control = control
+        self._queue_alert = queue_alert
+        self._alerted: set[str] = set()
         self._fno = fno
         self._linked = linked
         self._running: dict[tuple[Side, str], list[DualWriteMap]] = {}
@@ -161,6 +172,23 @@ class DualWriteService:
                     for m in maps
                 ],
             )
+            for m in maps:
+                if m.name in self._alerted:
+                    continue
+                waiting = await conn.scalar(
+                    select(func.count()).where(
+                        queue.c.environment == environment, queue.c.map == m.name
+                    )
+                )
+                if (waiting or 0) >= self._queue_alert:
+                    self._alerted.add(m.name)
+                    log.warning(
+                        "dual-write map %r is paused with %d changes waiting (alert at %d); "
+                        "resume it (resumeDualWriteMap)",
+                        m.name,
+                        waiting,
+                        self._queue_alert,
+                    )
 
     async def pause(self, name: str) -> MapView:
         view = await self.map(name)
@@ -176,6 +204,7 @@ class DualWriteService:
         view = await self.map(name)
         if view.state is not MapState.PAUSED:
             raise Conflict(f"only a paused map resumes; {name} is {view.state.value.lower()}")
+        self._alerted.discard(name)
         async with self._control.begin() as conn:
             await self.set_state_in(conn, [name], MapState.RESUMING)
             await jobs.submit(conn, RESUME_JOB, f"{self._environment()}/{name}")
@@ -234,6 +263,7 @@ class DualWriteService:
                     actions=map_actions(state),
                     updated_at=row.updated_at if row is not None else None,
                     queued=int(waiting.get(m.name, 0)),
+                    queue_alert=int(waiting.get(m.name, 0)) >= self._queue_alert,
                     progress=[
                         SyncProgress(c.company, c.copied, c.failed, c.done, c.updated_at)
                         for c in copies

@@ -86,7 +86,7 @@ def wait_for(check: Callable[[], Any], timeout: float = 30) -> Any:
 @pytest.fixture
 def linked(control_plane: Callable[..., Gateway]) -> Gateway:
     """A gateway whose F&O environment is linked, with the dual-write application."""
-    gw = control_plane(sync_batch=4)  # several batches per legal entity
+    gw = control_plane(sync_batch=4, queue_alert=3)  # several batches per legal entity
     env = new_environment(gw)
     assert "errors" not in setup(gw, env, ", template: STANDARD_WITH_DUAL_WRITE")
     wait_until(gw, env, "COMPLETED")
@@ -458,8 +458,11 @@ def test_a_paused_map_queues_and_resumes_in_order(linked: Gateway) -> None:
     )
     assert gw.data(ACCOUNT, {"a": "DW-P3"})["accounts"]["nodes"] == []
     assert len(gw.data(ACCOUNT, {"a": "DW-P2"})["accounts"]["nodes"]) == 1
-    waiting = {m["name"]: m for m in gw.data("{ dualWriteMaps { name queued } }")["dualWriteMaps"]}
-    assert waiting[CUSTOMERS]["queued"] == 4
+    waiting = {
+        m["name"]: m
+        for m in gw.data("{ dualWriteMaps { name queued queueAlert } }")["dualWriteMaps"]
+    }
+    assert waiting[CUSTOMERS]["queued"] == 4 and waiting[CUSTOMERS]["queueAlert"] is True
 
     gw.data(f'mutation {{ resumeDualWriteMap(name: "{CUSTOMERS}") {{ state }} }}', token=admin(gw))
 
