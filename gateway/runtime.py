@@ -165,7 +165,7 @@ async def _control_plane(
             flush=True,
         )
     linked = LinkedDataverse(settings.store_url("fno"), tenant, integrations, settings.pool_size)
-    dualwrite = DualWriteService(control, fno, linked, settings.queue_alert)
+    dualwrite = DualWriteService(control, fno, linked, notifier, settings.queue_alert)
     initial = InitialSync(control, dualwrite, notifier, runner.wake, settings.sync_batch)
     dualwrite.use_initial_sync(initial.plan)
     runner.register(initial_sync.JOB_KIND, initial.step)

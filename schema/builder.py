@@ -97,7 +97,9 @@ def build_schema(
             *entity_mutations,
         ],
     )
-    subscription: Any = create_type("Subscription", setup_api.SUBSCRIPTIONS)
+    subscription: Any = create_type(
+        "Subscription", [*setup_api.SUBSCRIPTIONS, *dualwrite_api.SUBSCRIPTIONS]
+    )
     schema = GatewaySchema(
         query=query,
         mutation=mutation,

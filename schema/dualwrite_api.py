@@ -4,6 +4,7 @@ progress and errors; run (with or without initial sync) and stop them (admin).""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncGenerator
 from typing import Annotated, cast
 
 import strawberry
@@ -216,7 +217,20 @@ async def delete_dual_write_map(info: strawberry.Info, name: str) -> bool:
     return True
 
 
+@strawberry.subscription(
+    name="dualWriteMaps",
+    description="The maps now, then again whenever a state, a queue, an error count or an "
+    "initial sync's progress changes.",
+)
+async def watch_dual_write_maps(info: strawberry.Info) -> AsyncGenerator[list[DualWriteMap], None]:
+    context: RequestContext = info.context
+    context.require(Role.READER)
+    async for views in context.control.dualwrite.watch():
+        yield [DualWriteMap.of(v) for v in views]
+
+
 QUERIES = [dual_write_maps]
+SUBSCRIPTIONS = [watch_dual_write_maps]
 MUTATIONS = [
     run_dual_write_map,
     stop_dual_write_map,

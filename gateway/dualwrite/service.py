@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from datasources.base import DataSource
 from datasources.dataverse import store as dataverse_store
 from gateway import jobs
 from gateway.dualwrite.tables import map_state, progress, queue, sync_error
+from gateway.feed import Notifier
 from gateway.kernel.catalog import EntityMetadata
 from gateway.kernel.dualwrite import (
     DualWriteMap,
@@ -86,9 +87,11 @@ class DualWriteService:
         control: AsyncEngine,
         fno: DataSource,
         linked: LinkedDataverse,
+        notifier: Notifier,
         queue_alert: int = 100_000,
     ) -> None:
         self._control = control
+        self._notifier = notifier
         self._queue_alert = queue_alert
         self._alerted: set[str] = set()
         self._fno = fno
@@ -151,6 +154,20 @@ class DualWriteService:
                 target.setdefault((Side.FNO, m.fno_entity), []).append(m)
                 target.setdefault((Side.DATAVERSE, m.dataverse_table), []).append(m)
         self._running, self._queued = running, queued
+        self._notifier.notify()
+
+    async def watch(self) -> AsyncIterator[list[MapView]]:
+        """The maps now, then again at every change of a state, a count or a progress."""
+        last: object = None
+        while True:
+            views = await self.maps()
+            seen = [
+                (v.definition.name, v.state, v.queued, v.error_count, v.progress) for v in views
+            ]
+            if seen != last:
+                last = seen
+                yield views
+            await self._notifier.wait()
 
     async def enqueue(self, maps: list[DualWriteMap], side: Side, key: Mapping[str, Any]) -> None:
         """Remember that the row with `key` changed on `side`, for each paused map.

@@ -15,6 +15,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+from gql import Client, GraphQLRequest
+from gql.transport.websockets import WebsocketsTransport
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
@@ -560,3 +562,40 @@ def test_stores_converge_whatever_the_writes_and_pauses(linked: Gateway) -> None
             assert Decimal(in_fno) == Decimal(in_dv) == expected[account], (account, steps)
 
     run()
+
+
+def test_map_changes_are_streamed(linked: Gateway) -> None:
+    gw = linked
+    subscription = GraphQLRequest(
+        "subscription { dualWriteMaps { name state initialSync { company done } } }"
+    )
+
+    async def listen() -> list[str]:
+        states: list[str] = []
+        transport = WebsocketsTransport(
+            url=gw.url.replace("http://", "ws://") + "/graphql",
+            init_payload={"Authorization": f"Bearer {gw.reader}"},
+            subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+        )
+        async with Client(transport=transport) as session:
+            async for result in session.subscribe(subscription):
+                ours = next(m for m in result["dualWriteMaps"] if m["name"] == CUSTOMERS)
+                if not states or states[-1] != ours["state"]:
+                    states.append(ours["state"])
+                if ours["state"] == "RUNNING":
+                    return states
+        return states
+
+    async def scenario() -> list[str]:
+        listener = asyncio.create_task(listen())
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(
+            gw.data,
+            f'mutation {{ runDualWriteMap(name: "{CUSTOMERS}", initialSync: true, master: FNO) '
+            "{ name } }",
+            None,
+            admin(gw),
+        )
+        return await asyncio.wait_for(listener, 60)
+
+    assert asyncio.run(scenario()) == ["NOT_RUNNING", "INITIALIZING", "RUNNING"]
