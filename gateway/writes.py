@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any
 
+from gateway.dualwrite import lookups
+from gateway.dualwrite.lookups import needs_lookups
 from gateway.dualwrite.service import DualWriteService
 from gateway.kernel.catalog import EntityMetadata
 from gateway.kernel.change import Change, ChangeKind, validate
@@ -66,9 +68,13 @@ class WritePipeline:
                     asyncio.timeout(self._timeout),
                     self._dualwrite.store(other).unit() as there,
                 ):
+                    lookups = Lookups(
+                        there if other is Side.DATAVERSE else here,
+                        await self._dualwrite.entities(Side.DATAVERSE),
+                    )
                     for m in maps:
                         await self._carry(
-                            m, side, entity, before, after, change, there, other_entities
+                            m, side, entity, before, after, change, there, other_entities, lookups
                         )
             except TimeoutError:
                 raise UpstreamFailed(
@@ -91,6 +97,7 @@ class WritePipeline:
         change: Change,
         there: Any,
         entities: Mapping[str, EntityMetadata],
+        lookups: Lookups,
     ) -> None:
         target = side.other
         target_entity = entities.get(m.entity_on(target))
@@ -101,6 +108,8 @@ class WritePipeline:
         if not passes(m, side, entity, row):
             return
         full = carry(m, side, entity, target_entity, row, None)
+        company = row.get(entity.company_field) if entity.company_field else None
+        await lookups.resolve(m, target, full, company)
         key = key_on(m, target, full)
         if change.kind is ChangeKind.DELETE:
             derived = Change(target_entity.name, ChangeKind.DELETE, key, origin="dual-write")
@@ -109,7 +118,7 @@ class WritePipeline:
             return
         if change.kind is ChangeKind.UPDATE:
             changed = carry(m, side, entity, target_entity, row, set(change.values))
-            values = {k: v for k, v in changed.items() if k not in key}
+            values = {k: full[k] for k in changed if k not in key}  # lookups resolved
             if not values:
                 return  # no mapped field changed
             derived = Change(
@@ -135,6 +144,20 @@ class WritePipeline:
         await there.apply(
             target_entity, entities, derived, validate(target_entity, derived), read_back=False
         )
+
+
+class Lookups:
+    """Resolves a write's lookups in the Dataverse transaction it runs in."""
+
+    def __init__(self, unit: Any, tables: Mapping[str, EntityMetadata]) -> None:
+        self._unit = unit
+        self._tables = tables
+
+    async def resolve(
+        self, m: DualWriteMap, target: Side, values: dict[str, Any], company: Any
+    ) -> None:
+        if needs_lookups(m, target):
+            await lookups.resolve(m, target, values, company, self._unit, self._tables)
 
 
 def _row_ids(entity: EntityMetadata, key: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway import jobs
+from gateway.dualwrite import lookups
+from gateway.dualwrite.lookups import needs_lookups
 from gateway.dualwrite.service import DualWriteService
 from gateway.dualwrite.tables import progress, sync_error
 from gateway.feed import Notifier
@@ -283,25 +286,40 @@ async def copy_rows(
     keys: list[dict[str, Any]] = []
     failed: list[tuple[dict[str, Any], str]] = []
     carrier = Carrier(m, source, entity, goal)
-    for row in found:
-        if not passes(m, source, entity, row):
-            continue
-        values = carrier.carry(row)
-        key = key_on(m, target, values)
-        try:
-            validate(goal, Change(goal.name, ChangeKind.CREATE, {**key, **_ids(goal, key)}, values))
-        except GatewayError as exc:
-            failed.append((_key(entity, row), exc.message))
-            continue
-        rows.append({**values, **key})
-        keys.append(_key(entity, row))
     refused: dict[int, str] = {}
-    if rows:
-        async with dualwrite.store(target).unit() as unit:
+    async with AsyncExitStack() as stack:
+        unit = await stack.enter_async_context(dualwrite.store(target).unit())
+        reader = None  # what reads the Dataverse store for lookups
+        if needs_lookups(m, target):
+            reader = (
+                unit
+                if target is Side.DATAVERSE
+                else await stack.enter_async_context(dualwrite.store(Side.DATAVERSE).unit())
+            )
+        tables = await dualwrite.entities(Side.DATAVERSE)
+        cache: dict[tuple[Any, ...], Any] = {}
+        for row in found:
+            if not passes(m, source, entity, row):
+                continue
+            values = carrier.carry(row)
+            key = key_on(m, target, values)
+            try:
+                if reader is not None:
+                    company = row.get(entity.company_field) if entity.company_field else None
+                    await lookups.resolve(m, target, values, company, reader, tables, cache)
+                validate(
+                    goal, Change(goal.name, ChangeKind.CREATE, {**key, **_ids(goal, key)}, values)
+                )
+            except GatewayError as exc:
+                failed.append((_key(entity, row), exc.message))
+                continue
+            rows.append({**values, **key})
+            keys.append(_key(entity, row))
+        if rows:
             refused = await unit.upsert_many(
                 goal, targets, list(key_on(m, target, rows[0])), rows, lambda: _ids(goal, {})
             )
-        failed += [(keys[i], message) for i, message in refused.items()]
+            failed += [(keys[i], message) for i, message in refused.items()]
     return len(rows) - len(refused), failed
 
 

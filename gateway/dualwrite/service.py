@@ -276,7 +276,7 @@ class DualWriteService:
                     definition=m,
                     state=state,
                     master=Master(row.master) if row is not None else Master.DATAVERSE,
-                    problems=check_map(m, fno.get(m.fno_entity), dv.get(m.dataverse_table)),
+                    problems=check_map(m, fno.get(m.fno_entity), dv.get(m.dataverse_table), dv),
                     actions=map_actions(state),
                     updated_at=row.updated_at if row is not None else None,
                     queued=int(waiting.get(m.name, 0)),
@@ -339,7 +339,7 @@ class DualWriteService:
         if current is not None and current.state is not MapState.NOT_RUNNING:
             raise Conflict(f"{m.name} is {current.state.value.lower()}: stop it before changing it")
         fno, dv = await self.entities(Side.FNO), await self.entities(Side.DATAVERSE)
-        problems = check_map(m, fno.get(m.fno_entity), dv.get(m.dataverse_table))
+        problems = check_map(m, fno.get(m.fno_entity), dv.get(m.dataverse_table), dv)
         if problems:
             raise MapInvalid(
                 f"{m.name} cannot be saved: " + "; ".join(p.message for p in problems),

@@ -110,7 +110,12 @@ OUT_OF_THE_BOX_MAPS: tuple[dict[str, Any], ...] = (
             _field(
                 "OrderingCustomerAccountNumber",
                 "customerid",
-                lookup={"table": "account", "by": "accountnumber", "returns": "accountid"},
+                lookup={
+                    "table": "account",
+                    "by": "accountnumber",
+                    "returns": "accountid",
+                    "company": "msdyn_company",
+                },
             ),
             _field("RequestedShippingDate", "requestdeliveryby"),
         ],

@@ -38,13 +38,24 @@ class Side(StrEnum):
 
 
 @dataclass(frozen=True)
+class Lookup:
+    """The field names a Dataverse row: the F&O side holds its `by` value (an account
+    number), the Dataverse side its `returns` value (the account's row id)."""
+
+    table: str
+    by: str
+    returns: str
+    company: str | None = None  # the table's company column, when the lookup is per company
+
+
+@dataclass(frozen=True)
 class FieldMapping:
     fno: str  # "" for a default-only mapping towards F&O
     dataverse: str  # "" for a default-only mapping towards Dataverse
     direction: Direction
     default: Any = None  # used when the source has no value (or there is no source)
     value_map: tuple[tuple[Any, Any], ...] = ()  # (F&O value, Dataverse value)
-    lookup: bool = False  # the value names a row of another table by its key
+    lookup: Lookup | None = None
 
     def name_on(self, side: Side) -> str:
         return self.fno if side is Side.FNO else self.dataverse
@@ -143,7 +154,7 @@ def parse_map(data: Mapping[str, Any]) -> DualWriteMap:
                     direction=Direction(f.get("direction", "both")),
                     default=f.get("default"),
                     value_map=tuple((a, b) for a, b in f.get("value_map", ())),
-                    lookup=bool(f.get("lookup")),
+                    lookup=Lookup(**f["lookup"]) if f.get("lookup") else None,
                 )
                 for f in data["fields"]
             ),
@@ -178,7 +189,14 @@ def map_to_dict(m: DualWriteMap) -> dict[str, Any]:
                 "direction": f.direction.value,
                 "default": f.default,
                 "value_map": [list(pair) for pair in f.value_map],
-                "lookup": f.lookup,
+                "lookup": None
+                if f.lookup is None
+                else {
+                    "table": f.lookup.table,
+                    "by": f.lookup.by,
+                    "returns": f.lookup.returns,
+                    "company": f.lookup.company,
+                },
             }
             for f in m.fields
         ],
@@ -196,9 +214,13 @@ class Problem:
 
 
 def check_map(
-    m: DualWriteMap, fno: EntityMetadata | None, dataverse: EntityMetadata | None
+    m: DualWriteMap,
+    fno: EntityMetadata | None,
+    dataverse: EntityMetadata | None,
+    tables: Mapping[str, EntityMetadata] | None = None,
 ) -> list[Problem]:
-    """Every reason the map cannot run (empty: it can)."""
+    """Every reason the map cannot run (empty: it can). `tables` are the Dataverse
+    tables lookups may name."""
     if fno is None or dataverse is None:
         missing = m.fno_entity if fno is None else m.dataverse_table
         return [Problem("TABLE_MISSING", f"{missing} is not published; refresh the catalog")]
@@ -220,14 +242,20 @@ def check_map(
             name = mapping.name_on(side)
             if name and not sides[side].has_field(name):
                 problems.append(Problem("FIELD_MISSING", f"{sides[side].name} has no field {name}"))
-    problems += [
-        Problem(
-            "LOOKUP_NOT_SUPPORTED",
-            f"{f.fno} = {f.dataverse} is a lookup, which this gateway does not resolve yet",
-        )
-        for f in m.fields
-        if f.lookup
-    ]
+    for f in m.fields:
+        lookup = f.lookup
+        if lookup is None:
+            continue
+        table = (tables or {}).get(lookup.table)
+        wanted = [lookup.by, lookup.returns, *([lookup.company] if lookup.company else [])]
+        if table is None or not all(table.has_field(n) for n in wanted):
+            problems.append(
+                Problem(
+                    "LOOKUP_INVALID",
+                    f"{f.fno} = {f.dataverse} looks up {lookup.table}.{lookup.by}, which "
+                    "the Dataverse store does not publish",
+                )
+            )
     if problems:
         return problems
     used = [side for side in Side if any(f.direction.reaches(side) for f in m.fields)]
@@ -293,7 +321,7 @@ def check_map(
 
 
 def _compatible(source: EntityField, target: EntityField, mapping: FieldMapping) -> bool:
-    if mapping.value_map:
+    if mapping.value_map or mapping.lookup is not None:
         return True
     if source.type is target.type:
         if source.type is FieldType.ENUM:

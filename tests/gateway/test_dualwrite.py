@@ -131,12 +131,42 @@ def test_maps_run_with_their_dependencies(linked: Gateway) -> None:
         "Customer groups (msdyn_customergroups)": "RUNNING",
         CUSTOMERS: "RUNNING",
     }
-    refused = gw.error(
-        'mutation { runDualWriteMap(name: "Sales order headers (salesorders)") { name } }',
+
+
+def test_lookups_name_the_row_on_the_other_side(linked: Gateway) -> None:
+    """Sales orders name their customer by account number in F&O and by the account's
+    row id in Dataverse; an order whose customer is not an account is refused, logged."""
+    gw = linked
+    orders = "Sales order headers (salesorders)"
+    gw.data(
+        f'mutation {{ runDualWriteMap(name: "{orders}", initialSync: true, master: FNO) '
+        "{ name } }",
         token=admin(gw),
     )
-    assert refused["extensions"]["code"] == "MAP_INVALID"
-    assert refused["extensions"]["problems"][0]["code"] == "LOOKUP_NOT_SUPPORTED"
+
+    def settled() -> dict[str, Any] | None:
+        maps = gw.data("{ dualWriteMaps { name state errorCount errors { message } } }")
+        ours = next(m for m in maps["dualWriteMaps"] if m["name"] == orders)
+        return ours if ours["state"] == "RUNNING" else None
+
+    view = wait_for(settled, 60)
+    total = gw.data("{ salesOrderHeadersV2(crossCompany: true) { totalCount } }")
+    copied = gw.data(
+        "{ salesorders(first: 1) { totalCount nodes { ordernumber customerid msdyn_company } } }"
+    )["salesorders"]
+    assert copied["totalCount"] + view["errorCount"] == total["salesOrderHeadersV2"]["totalCount"]
+    assert copied["totalCount"] > 0 and view["errorCount"] > 0  # persons are not accounts
+    assert "customerid: there is no account with accountnumber" in view["errors"][0]["message"]
+    order = copied["nodes"][0]
+    number = gw.data(
+        "query($n: String!, $c: String!) { salesOrderHeaderV2(dataAreaId: $c, "
+        "salesOrderNumber: $n) { orderingCustomerAccountNumber } }",
+        {"n": order["ordernumber"], "c": order["msdyn_company"]},
+    )["salesOrderHeaderV2"]["orderingCustomerAccountNumber"]
+    account = gw.data(ACCOUNT, {"a": number})["accounts"]["nodes"]
+    assert [a["accountid"] for a in account if a["msdyn_company"] == order["msdyn_company"]] == [
+        order["customerid"]
+    ]
 
 
 def test_the_seed_scenarios_both_ways(linked: Gateway) -> None:
@@ -599,3 +629,16 @@ def test_map_changes_are_streamed(linked: Gateway) -> None:
         return await asyncio.wait_for(listener, 60)
 
     assert asyncio.run(scenario()) == ["NOT_RUNNING", "INITIALIZING", "RUNNING"]
+    # live: an order written in F&O reaches Dataverse naming the account's row id
+    writer = gw.token(Role.WRITER, sub="rep@contoso.com")
+    create = (
+        "mutation($n: String!, $c: String!, $a: String!) { createSalesOrderHeaderV2(input: {"
+        "dataAreaId: $c, salesOrderNumber: $n, orderingCustomerAccountNumber: $a, "
+        'currencyCode: "USD", salesOrderStatus: Backorder}) { salesOrderNumber } }'
+    )
+    company = order["msdyn_company"]
+    gw.data(create, {"n": "SO-LIVE-1", "c": company, "a": number}, token=writer)
+    live = gw.data(
+        '{ salesorders(where: {ordernumber: {eq: "SO-LIVE-1"}}) { nodes { customerid } } }'
+    )["salesorders"]["nodes"]
+    assert live == [{"customerid": order["customerid"]}]
