@@ -46,17 +46,8 @@ class WritePipeline:
         maps = self._dualwrite.running(side, entity.name)
         paused = self._dualwrite.queued(side, entity.name)
         if paused:
-            # paused maps: the write lands alone, and waits in the map's queue
-            if entity.key and all(f.name in change.key for f in entity.key):
-                await self._dualwrite.enqueue(paused, side, change.key)
-            elif not maps:
-                before, after = await store.write(entity, targets, change, values)
-                row = after or before
-                assert row is not None
-                await self._dualwrite.enqueue(
-                    paused, side, {f.name: row[f.name] for f in entity.key}
-                )
-                return before, after
+            # for a paused map the write lands alone and its key waits in the map's queue
+            await self._dualwrite.enqueue(paused, side, change.key)
         if not maps:
             return await store.write(entity, targets, change, values)
         other = side.other
