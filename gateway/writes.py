@@ -11,6 +11,7 @@ What sync applied on the other side is written directly, so it never echoes back
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Mapping
 from contextlib import suppress
@@ -24,6 +25,7 @@ from gateway.kernel.change import Change, ChangeKind, validate
 from gateway.kernel.dualwrite import DualWriteMap, Side, carry, key_on, passes
 from gateway.kernel.errors import GatewayError, NotFound, UpstreamFailed
 
+log = logging.getLogger("gateway.writes")
 Row = dict[str, Any]
 SIDE_NAMES = {Side.FNO: "F&O", Side.DATAVERSE: "Dataverse"}
 
@@ -68,15 +70,37 @@ class WritePipeline:
                             m, side, entity, before, after, change, there, other_entities, lookups
                         )
             except TimeoutError:
-                raise UpstreamFailed(
+                message = (
                     f"{SIDE_NAMES[other]} did not answer within {self._timeout:g} s; "
                     "nothing was written on either side"
-                ) from None
+                )
+                await self._note_refusal(maps, side, entity, change, message)
+                raise UpstreamFailed(message) from None
             except GatewayError as exc:
                 exc.message = f"{SIDE_NAMES[other]} refused the change: {exc.message}"
                 exc.args = (exc.message,)
+                await self._note_refusal(maps, side, entity, change, exc.message)
                 raise
         return before, after
+
+    async def _note_refusal(
+        self,
+        maps: list[DualWriteMap],
+        side: Side,
+        entity: EntityMetadata,
+        change: Change,
+        message: str,
+    ) -> None:
+        """The activity log keeps what the caller was told (the write itself is undone)."""
+        try:
+            await self._dualwrite.note(
+                [m.name for m in maps],
+                "REFUSED",
+                f"a {change.kind.value} of {entity.name} {dict(change.key)} on "
+                f"{SIDE_NAMES[side]} was undone: {message}",
+            )
+        except Exception:
+            log.exception("could not record a refused dual-write change")
 
     async def _carry(
         self,

@@ -54,6 +54,13 @@ class DualWriteError:
     at: dt.datetime
 
 
+@strawberry.type(description="A line of a map's activity log.")
+class DualWriteActivity:
+    at: dt.datetime
+    kind: str = strawberry.field(description="STATE, INITIAL_SYNC, CATCH_UP or REFUSED.")
+    message: str
+
+
 @strawberry.type(description="A dual-write map between an F&O entity and a Dataverse table.")
 class DualWriteMap:
     name: str
@@ -72,6 +79,7 @@ class DualWriteMap:
     errors: list[DualWriteError] = strawberry.field(description="The latest, newest first.")
     error_count: int = strawberry.field(name="errorCount")
     queued: int = strawberry.field(description="Changes waiting while paused or resuming.")
+    activity: list[DualWriteActivity] = strawberry.field(description="The latest, newest first.")
     queue_alert: bool = strawberry.field(
         name="queueAlert", description="More changes wait than GATEWAY_QUEUE_ALERT."
     )
@@ -123,6 +131,9 @@ class DualWriteMap:
             error_count=view.error_count,
             queued=view.queued,
             queue_alert=view.queue_alert,
+            activity=[
+                DualWriteActivity(at=a.at, kind=a.kind, message=a.message) for a in view.activity
+            ],
         )
 
 

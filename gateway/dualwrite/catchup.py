@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.dualwrite.initial_sync import copy_rows, log_refused
-from gateway.dualwrite.service import DualWriteService
+from gateway.dualwrite.service import DualWriteService, record
 from gateway.dualwrite.tables import queue
 from gateway.feed import Notifier
 from gateway.kernel.change import Change, ChangeKind
@@ -80,6 +80,14 @@ class CatchUp:
                 failed[side] = await self._replay(m, side, present, gone)
         async with self._control.begin() as conn:
             await conn.execute(delete(queue).where(queue.c.id.in_([e.id for e in entries])))
+            refused = sum(len(items) for items in failed.values())
+            await record(
+                conn,
+                environment,
+                name,
+                "CATCH_UP",
+                f"replayed {len(entries)} queued changes, {refused} refused",
+            )
             for side, items in failed.items():
                 for row_key, message in items:
                     company = str(row_key.get("dataAreaId", "")).lower()[:4]

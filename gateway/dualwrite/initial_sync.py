@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway import jobs
 from gateway.dualwrite import lookups
 from gateway.dualwrite.lookups import needs_lookups
-from gateway.dualwrite.service import DualWriteService
+from gateway.dualwrite.service import DualWriteService, record
 from gateway.dualwrite.tables import progress, sync_error
 from gateway.feed import Notifier
 from gateway.kernel.catalog import EntityMetadata
@@ -45,6 +45,7 @@ from gateway.kernel.json import dumps, loads, plain
 from gateway.kernel.plan import And, Compare, Op, OrderTerm, PageRequest, QueryPlan
 
 JOB_KIND = "initial-sync"
+SIDE_NAMES = {Side.FNO: "F&O", Side.DATAVERSE: "Dataverse"}
 BATCH = 5000
 
 
@@ -145,6 +146,25 @@ class InitialSync:
                 )
             )
             await log_refused(conn, environment, row.map, row.company, source, failed)
+            if not more:
+                done = (
+                    await conn.execute(
+                        select(progress.c.copied, progress.c.failed).where(
+                            progress.c.environment == environment,
+                            progress.c.map == row.map,
+                            progress.c.company == row.company,
+                        )
+                    )
+                ).one()
+                where = f" of {row.company.upper()}" if row.company else ""
+                await record(
+                    conn,
+                    environment,
+                    row.map,
+                    "INITIAL_SYNC",
+                    f"initial sync{where} from {SIDE_NAMES[source]} done: {done.copied} copied, "
+                    f"{done.failed} refused",
+                )
             if not more and await self._finished(conn, environment, row.map):
                 await self._dualwrite.set_state_in(conn, [row.map], MapState.RUNNING)
         if not more:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from datasources.base import DataSource
 from datasources.dataverse import store as dataverse_store
 from gateway import jobs
-from gateway.dualwrite.tables import map_state, progress, queue, sync_error
+from gateway.dualwrite.tables import activity, map_state, progress, queue, sync_error
 from gateway.feed import Notifier
 from gateway.kernel.catalog import EntityMetadata
 from gateway.kernel.dualwrite import (
@@ -41,7 +41,24 @@ from gateway.setup.linked import LinkedDataverse
 
 log = logging.getLogger("gateway.dualwrite")
 ERRORS_SHOWN = 50  # Microsoft shows five
+ACTIVITY_SHOWN = 50
 RESUME_JOB = "dual-write-resume"
+
+
+async def record(
+    conn: AsyncConnection, environment: str, name: str, kind: str, message: str
+) -> None:
+    """Add a line to the map's activity log, in the caller's transaction."""
+    await conn.execute(
+        insert(activity).values(
+            environment=environment,
+            map=name,
+            at=dt.datetime.now(dt.UTC),
+            kind=kind,
+            message=message,
+        )
+    )
+
 
 InitialSyncPlanner = Callable[
     [AsyncConnection, str, str, list[DualWriteMap], Master], Awaitable[None]
@@ -67,6 +84,13 @@ class SyncError:
 
 
 @dataclass(frozen=True)
+class Activity:
+    at: dt.datetime
+    kind: str  # STATE, INITIAL_SYNC, REFUSED, CATCH_UP
+    message: str
+
+
+@dataclass(frozen=True)
 class MapView:
     definition: DualWriteMap
     state: MapState
@@ -79,6 +103,7 @@ class MapView:
     progress: list[SyncProgress] = field(default_factory=list)
     errors: list[SyncError] = field(default_factory=list)  # the latest, newest first
     error_count: int = 0
+    activity: list[Activity] = field(default_factory=list)  # the latest, newest first
 
 
 class DualWriteService:
@@ -260,6 +285,14 @@ class DualWriteService:
                     )
                 ).all()
             )
+            logged = (
+                await conn.execute(
+                    select(activity)
+                    .where(activity.c.environment == environment)
+                    .order_by(activity.c.id.desc())
+                    .limit(ACTIVITY_SHOWN * 20)
+                )
+            ).all()
             errors = (
                 await conn.execute(
                     select(sync_error)
@@ -292,6 +325,9 @@ class DualWriteService:
                         if e.map == m.name
                     ][:ERRORS_SHOWN],
                     error_count=sum(1 for e in errors if e.map == m.name),
+                    activity=[Activity(a.at, a.kind, a.message) for a in logged if a.map == m.name][
+                        :ACTIVITY_SHOWN
+                    ],
                 )
             )
         return views
@@ -391,6 +427,7 @@ class DualWriteService:
         environment = self._environment()
         now = dt.datetime.now(dt.UTC)
         for name in names:
+            await record(conn, environment, name, "STATE", f"the map is {state.value}")
             where = (map_state.c.environment == environment, map_state.c.name == name)
             kept = await conn.scalar(select(map_state.c.master).where(*where))
             await conn.execute(delete(map_state).where(*where))
@@ -408,6 +445,14 @@ class DualWriteService:
         if self._linked.source is None:
             raise NotFound("no Dataverse environment is linked to this gateway's F&O environment")
         return self._linked.source.engine
+
+    async def note(self, names: list[str], kind: str, message: str) -> None:
+        """Add a line to these maps' activity logs."""
+        environment = self._environment()
+        async with self._control.begin() as conn:
+            for name in names:
+                await record(conn, environment, name, kind, message)
+        self._notifier.notify()
 
     @property
     def environment(self) -> str:

@@ -56,3 +56,14 @@ queue = Table(
     Column("at", UtcDateTime, nullable=False),
     Index("ix_dual_write_queue_map", "environment", "map", "id"),
 )
+activity = Table(
+    "dual_write_activity",
+    control_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("environment", String(100), nullable=False),
+    Column("map", String(200), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("message", Text, nullable=False),
+    Index("ix_dual_write_activity_map", "environment", "map", "id"),
+)

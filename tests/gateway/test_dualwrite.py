@@ -244,6 +244,13 @@ def test_a_write_the_other_side_refuses_changes_neither(linked: Gateway) -> None
     assert refused["message"].startswith("Dataverse refused the change:")
     assert "emailaddress1" in refused["message"]
     assert gw.data(READ_CUSTOMER, {"a": "DW-3"})["customerV3"] is None  # F&O rolled back
+    activity = gw.data("{ dualWriteMaps { name activity { kind message } } }")["dualWriteMaps"]
+    refusals = [
+        a["message"]
+        for a in next(m for m in activity if m["name"] == CUSTOMERS)["activity"]
+        if a["kind"] == "REFUSED"
+    ]
+    assert refusals and "was undone: Dataverse refused the change" in refusals[0]
 
     # F&O knows no customer group NOPE: the Dataverse update is refused with F&O's words
     refused = gw.error(
@@ -317,6 +324,16 @@ def test_initial_sync_copies_existing_rows_and_logs_refusals(linked: Gateway) ->
     error = maps[CUSTOMERS]["errors"][0]
     assert error["company"] == "USRT" and "emailaddress1" in error["message"]
     assert error["key"]["dataAreaId"] == "usrt"
+    activity = gw.data("{ dualWriteMaps { name activity { kind message } } }")["dualWriteMaps"]
+    lines = next(m for m in activity if m["name"] == CUSTOMERS)["activity"]
+    synced = [a["message"] for a in lines if a["kind"] == "INITIAL_SYNC"]
+    assert len(synced) == 3 and any(
+        "of USRT from F&O done" in m and "1 refused" in m for m in synced
+    )
+    assert [a["message"] for a in lines if a["kind"] == "STATE"][:2] == [
+        "the map is RUNNING",
+        "the map is INITIALIZING",
+    ]
 
     # fixed at the source, only the logged row is copied again
     run_sql(
