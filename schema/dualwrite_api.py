@@ -12,7 +12,7 @@ from strawberry.scalars import JSON
 
 from gateway.auth import Role
 from gateway.dualwrite.service import MapView
-from gateway.kernel.dualwrite import Direction, MapAction, MapState, Master
+from gateway.kernel.dualwrite import AlertAction, Direction, MapAction, MapState, Master
 from gateway.kernel.errors import BadUserInput
 from schema.context import RequestContext
 
@@ -20,6 +20,7 @@ strawberry.enum(Direction, name="MappingDirection")
 strawberry.enum(MapState, name="DualWriteMapState")
 strawberry.enum(MapAction, name="DualWriteMapAction")
 strawberry.enum(Master, name="ConflictMaster", description="Which side wins a conflict.")
+strawberry.enum(AlertAction, name="DualWriteAlertAction")
 
 
 @strawberry.type(description="One field of a map: where it comes from and goes to.")
@@ -61,6 +62,14 @@ class DualWriteActivity:
     message: str
 
 
+@strawberry.type(description="What happens when a map's errors pile up.")
+class DualWriteAlert:
+    action: AlertAction
+    errors: int
+    within_minutes: int = strawberry.field(name="withinMinutes")
+    fired_at: dt.datetime | None = strawberry.field(name="firedAt")
+
+
 @strawberry.type(description="A dual-write map between an F&O entity and a Dataverse table.")
 class DualWriteMap:
     name: str
@@ -80,6 +89,7 @@ class DualWriteMap:
     error_count: int = strawberry.field(name="errorCount")
     queued: int = strawberry.field(description="Changes waiting while paused or resuming.")
     activity: list[DualWriteActivity] = strawberry.field(description="The latest, newest first.")
+    alerts: list[DualWriteAlert]
     queue_alert: bool = strawberry.field(
         name="queueAlert", description="More changes wait than GATEWAY_QUEUE_ALERT."
     )
@@ -133,6 +143,15 @@ class DualWriteMap:
             queue_alert=view.queue_alert,
             activity=[
                 DualWriteActivity(at=a.at, kind=a.kind, message=a.message) for a in view.activity
+            ],
+            alerts=[
+                DualWriteAlert(
+                    action=r.action,
+                    errors=r.errors,
+                    within_minutes=r.window_minutes,
+                    fired_at=r.fired_at,
+                )
+                for r in view.alerts
             ],
         )
 
@@ -240,6 +259,33 @@ async def watch_dual_write_maps(info: strawberry.Info) -> AsyncGenerator[list[Du
         yield [DualWriteMap.of(v) for v in views]
 
 
+@strawberry.mutation(
+    name="setDualWriteAlert",
+    description="When the map counts `errors` errors (refused writes and logged rows) within "
+    "the window: NOTIFY (activity log and gateway log), PAUSE or STOP it. One rule per action.",
+)
+async def set_dual_write_alert(
+    info: strawberry.Info,
+    name: str,
+    action: AlertAction,
+    errors: int,
+    within_minutes: Annotated[int, strawberry.argument(name="withinMinutes")],
+) -> DualWriteMap:
+    context: RequestContext = info.context
+    context.require(Role.ADMIN)
+    view = await context.control.dualwrite.set_alert(name, action, errors, within_minutes)
+    return DualWriteMap.of(view)
+
+
+@strawberry.mutation(name="removeDualWriteAlert", description="Drop a map's alert rule.")
+async def remove_dual_write_alert(
+    info: strawberry.Info, name: str, action: AlertAction
+) -> DualWriteMap:
+    context: RequestContext = info.context
+    context.require(Role.ADMIN)
+    return DualWriteMap.of(await context.control.dualwrite.remove_alert(name, action))
+
+
 QUERIES = [dual_write_maps]
 SUBSCRIPTIONS = [watch_dual_write_maps]
 MUTATIONS = [
@@ -249,5 +295,7 @@ MUTATIONS = [
     pause_dual_write_map,
     resume_dual_write_map,
     save_dual_write_map,
+    set_dual_write_alert,
+    remove_dual_write_alert,
     delete_dual_write_map,
 ]

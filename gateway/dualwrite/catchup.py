@@ -88,6 +88,8 @@ class CatchUp:
                 "CATCH_UP",
                 f"replayed {len(entries)} queued changes, {refused} refused",
             )
+        if refused:
+            await self._dualwrite.check_alerts(name)
             for side, items in failed.items():
                 for row_key, message in items:
                     company = str(row_key.get("dataAreaId", "")).lower()[:4]

@@ -169,6 +169,8 @@ class InitialSync:
                 await self._dualwrite.set_state_in(conn, [row.map], MapState.RUNNING)
         if not more:
             await self._dualwrite.refresh()
+        if failed:
+            await self._dualwrite.check_alerts(row.map)
         self._notifier.notify()
         return True
 

@@ -14,16 +14,24 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from datasources.base import DataSource
 from datasources.dataverse import store as dataverse_store
 from gateway import jobs
-from gateway.dualwrite.tables import activity, map_state, progress, queue, sync_error
+from gateway.dualwrite.tables import (
+    activity,
+    alert_rule,
+    map_state,
+    progress,
+    queue,
+    sync_error,
+)
 from gateway.feed import Notifier
 from gateway.kernel.catalog import EntityMetadata
 from gateway.kernel.dualwrite import (
+    AlertAction,
     DualWriteMap,
     MapAction,
     MapState,
@@ -91,6 +99,14 @@ class Activity:
 
 
 @dataclass(frozen=True)
+class AlertRule:
+    action: AlertAction
+    errors: int
+    window_minutes: int
+    fired_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
 class MapView:
     definition: DualWriteMap
     state: MapState
@@ -104,6 +120,7 @@ class MapView:
     errors: list[SyncError] = field(default_factory=list)  # the latest, newest first
     error_count: int = 0
     activity: list[Activity] = field(default_factory=list)  # the latest, newest first
+    alerts: list[AlertRule] = field(default_factory=list)
 
 
 class DualWriteService:
@@ -285,6 +302,11 @@ class DualWriteService:
                     )
                 ).all()
             )
+            rules = (
+                await conn.execute(
+                    select(alert_rule).where(alert_rule.c.environment == environment)
+                )
+            ).all()
             logged = (
                 await conn.execute(
                     select(activity)
@@ -327,6 +349,11 @@ class DualWriteService:
                     error_count=sum(1 for e in errors if e.map == m.name),
                     activity=[Activity(a.at, a.kind, a.message) for a in logged if a.map == m.name][
                         :ACTIVITY_SHOWN
+                    ],
+                    alerts=[
+                        AlertRule(AlertAction(r.action), r.errors, r.window_minutes, r.fired_at)
+                        for r in rules
+                        if r.map == m.name
                     ],
                 )
             )
@@ -453,6 +480,104 @@ class DualWriteService:
             for name in names:
                 await record(conn, environment, name, kind, message)
         self._notifier.notify()
+        if kind == "REFUSED":
+            for name in names:
+                await self.check_alerts(name)
+
+    async def set_alert(
+        self, name: str, action: AlertAction, errors: int, window_minutes: int
+    ) -> MapView:
+        """Act when the map counts `errors` or more within the window: notify (log and
+        activity), pause it, or stop it. One rule per action."""
+        await self.map(name)
+        if errors < 1 or window_minutes < 1:
+            raise BadUserInput("errors and withinMinutes are at least 1")
+        environment = self._environment()
+        where = (
+            alert_rule.c.environment == environment,
+            alert_rule.c.map == name,
+            alert_rule.c.action == action.value,
+        )
+        async with self._control.begin() as conn:
+            await conn.execute(delete(alert_rule).where(*where))
+            await conn.execute(
+                insert(alert_rule).values(
+                    environment=environment,
+                    map=name,
+                    action=action.value,
+                    errors=errors,
+                    window_minutes=window_minutes,
+                )
+            )
+        return await self.map(name)
+
+    async def remove_alert(self, name: str, action: AlertAction) -> MapView:
+        async with self._control.begin() as conn:
+            await conn.execute(
+                delete(alert_rule).where(
+                    alert_rule.c.environment == self._environment(),
+                    alert_rule.c.map == name,
+                    alert_rule.c.action == action.value,
+                )
+            )
+        return await self.map(name)
+
+    async def check_alerts(self, name: str) -> None:
+        """Fire the map's rules whose error count is reached (once per window)."""
+        environment = self._environment()
+        now = dt.datetime.now(dt.UTC)
+        fired: list[AlertAction] = []
+        async with self._control.begin() as conn:
+            rules = (
+                await conn.execute(
+                    select(alert_rule).where(
+                        alert_rule.c.environment == environment, alert_rule.c.map == name
+                    )
+                )
+            ).all()
+            for rule in rules:
+                since = now - dt.timedelta(minutes=rule.window_minutes)
+                if rule.fired_at is not None and rule.fired_at >= since:
+                    continue
+                refused = await conn.scalar(
+                    select(func.count()).where(
+                        activity.c.environment == environment,
+                        activity.c.map == name,
+                        activity.c.kind == "REFUSED",
+                        activity.c.at >= since,
+                    )
+                )
+                logged = await conn.scalar(
+                    select(func.count()).where(
+                        sync_error.c.environment == environment,
+                        sync_error.c.map == name,
+                        sync_error.c.at >= since,
+                    )
+                )
+                count = (refused or 0) + (logged or 0)
+                if count < rule.errors:
+                    continue
+                await conn.execute(
+                    update(alert_rule)
+                    .where(
+                        alert_rule.c.environment == environment,
+                        alert_rule.c.map == name,
+                        alert_rule.c.action == rule.action,
+                    )
+                    .values(fired_at=now)
+                )
+                message = (
+                    f"{count} errors within {rule.window_minutes} min (alert at {rule.errors}): "
+                    f"{rule.action.lower()}"
+                )
+                await record(conn, environment, name, "ALERT", message)
+                log.warning("dual-write map %r: %s", name, message)
+                fired.append(AlertAction(rule.action))
+        view = await self.map(name)
+        if AlertAction.STOP in fired and view.state is not MapState.NOT_RUNNING:
+            await self.stop(name)
+        elif AlertAction.PAUSE in fired and view.state is MapState.RUNNING:
+            await self.pause(name)
 
     @property
     def environment(self) -> str:

@@ -67,3 +67,13 @@ activity = Table(
     Column("message", Text, nullable=False),
     Index("ix_dual_write_activity_map", "environment", "map", "id"),
 )
+alert_rule = Table(
+    "dual_write_alert",
+    control_metadata,
+    Column("environment", String(100), primary_key=True),
+    Column("map", String(200), primary_key=True),
+    Column("action", String(20), primary_key=True),  # NOTIFY, PAUSE or STOP
+    Column("errors", Integer, nullable=False),
+    Column("window_minutes", Integer, nullable=False),
+    Column("fired_at", UtcDateTime),
+)

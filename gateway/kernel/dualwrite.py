@@ -115,6 +115,14 @@ def map_actions(state: MapState) -> list[MapAction]:
     }.get(state, [])
 
 
+class AlertAction(StrEnum):
+    """What an alert rule does when a map's errors pile up."""
+
+    NOTIFY = "NOTIFY"
+    PAUSE = "PAUSE"
+    STOP = "STOP"
+
+
 class Master(StrEnum):
     """Which side wins when both changed a row (Microsoft's default: Dataverse)."""
 

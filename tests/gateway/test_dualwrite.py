@@ -660,3 +660,26 @@ def test_map_changes_are_streamed(linked: Gateway) -> None:
         return await asyncio.wait_for(listener, 60)
 
     assert asyncio.run(scenario()) == ["NOT_RUNNING", "INITIALIZING", "RUNNING"]
+
+
+def test_alert_rules_act_when_errors_pile_up(linked: Gateway) -> None:
+    gw = linked
+    writer = gw.token(Role.WRITER, sub="rep@contoso.com")
+    run_customers(gw, writer)
+    rule = gw.data(
+        f'mutation {{ setDualWriteAlert(name: "{CUSTOMERS}", action: PAUSE, errors: 2, '
+        "withinMinutes: 60) { alerts { action errors withinMinutes firedAt } } }",
+        token=admin(gw),
+    )["setDualWriteAlert"]["alerts"]
+    assert rule == [{"action": "PAUSE", "errors": 2, "withinMinutes": 60, "firedAt": None}]
+    long_email = "z" * 120 + "@contoso.com"
+    for account in ("DW-A1", "DW-A2"):
+        refused = gw.error(
+            CUSTOMER, {"input": customer(account, primaryContactEmail=long_email)}, token=writer
+        )
+        assert refused["message"].startswith("Dataverse refused the change")
+    maps = gw.data("{ dualWriteMaps { name state activity { kind message } } }")["dualWriteMaps"]
+    ours = next(m for m in maps if m["name"] == CUSTOMERS)
+    assert ours["state"] == "PAUSED"
+    alert = [a["message"] for a in ours["activity"] if a["kind"] == "ALERT"]
+    assert alert == ["2 errors within 60 min (alert at 2): pause"]
