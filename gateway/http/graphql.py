@@ -128,7 +128,10 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
 def _classify(error: GraphQLError) -> str:
     if error.message.startswith("Syntax Error"):
         return "GRAPHQL_PARSE_FAILED"
-    if error.message.startswith("Variable '$") or "got invalid value" in error.message:
+    unused = error.message.startswith("Variable '$") and "is never used" in error.message
+    if not unused and (
+        error.message.startswith("Variable '$") or "got invalid value" in error.message
+    ):
         return "BAD_USER_INPUT"
     if error.path is None:
         return "GRAPHQL_VALIDATION_FAILED"
