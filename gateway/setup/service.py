@@ -102,8 +102,10 @@ class IntegrationService:
     async def status(self, environment: str) -> IntegrationStatus:
         await self._tenant.environment(environment)
         async with self._control.connect() as conn:
-            current = await status.snapshot(conn, environment)
+            # the cursor first: a change landing in between is then delivered again
+            # (at least once), never skipped
             cursor = await status.latest_cursor(conn, environment)
+            current = await status.snapshot(conn, environment)
         return _with_cursor(current, cursor)
 
     async def watch(self, environment: str, after: str | None) -> AsyncIterator[IntegrationStatus]:
