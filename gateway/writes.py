@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any
 
 from gateway.dualwrite import lookups
+from gateway.dualwrite.initial_sync import row_ids
 from gateway.dualwrite.lookups import needs_lookups
 from gateway.dualwrite.service import DualWriteService
 from gateway.kernel.catalog import EntityMetadata
 from gateway.kernel.change import Change, ChangeKind, validate
-from gateway.kernel.dualwrite import DualWriteMap, Side, carry, key_on, passes
+from gateway.kernel.dualwrite import Carrier, DualWriteMap, Side, key_on, passes
 from gateway.kernel.errors import GatewayError, NotFound, UpstreamFailed
 
 log = logging.getLogger("gateway.writes")
@@ -122,7 +122,8 @@ class WritePipeline:
         assert row is not None
         if not passes(m, side, entity, row):
             return
-        full = carry(m, side, entity, target_entity, row, None)
+        carrier = Carrier(m, side, entity, target_entity)
+        full = carrier.carry(row)
         company = row.get(entity.company_field) if entity.company_field else None
         await lookups.resolve(m, target, full, company)
         key = key_on(m, target, full)
@@ -132,7 +133,7 @@ class WritePipeline:
                 await there.apply(target_entity, entities, derived, {}, read_back=False)
             return
         if change.kind is ChangeKind.UPDATE:
-            changed = carry(m, side, entity, target_entity, row, set(change.values))
+            changed = carrier.carry(row, set(change.values))
             values = {k: full[k] for k in changed if k not in key}  # lookups resolved
             if not values:
                 return  # no mapped field changed
@@ -152,7 +153,7 @@ class WritePipeline:
                 target_entity.name, ChangeKind.UPDATE, key, values, origin="dual-write"
             )
         else:
-            key = {**key, **_row_ids(target_entity, key)}
+            key = {**key, **row_ids(target_entity, key)}
             derived = Change(
                 target_entity.name, ChangeKind.CREATE, key, values, origin="dual-write"
             )
@@ -173,9 +174,3 @@ class Lookups:
     ) -> None:
         if needs_lookups(m, target):
             await lookups.resolve(m, target, values, company, self._unit, self._tables)
-
-
-def _row_ids(entity: EntityMetadata, key: Mapping[str, Any]) -> dict[str, Any]:
-    """A new row id for each primary key field the map's key does not give (Dataverse
-    makes its own row ids)."""
-    return {f.name: str(uuid.uuid4()) for f in entity.key if f.name not in key}

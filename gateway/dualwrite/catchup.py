@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.dualwrite.initial_sync import copy_rows, log_refused
+from gateway.dualwrite.initial_sync import copy_rows, log_refused, read_by_keys
 from gateway.dualwrite.service import DualWriteService, record
 from gateway.dualwrite.tables import queue
 from gateway.feed import Notifier
@@ -24,7 +24,6 @@ from gateway.kernel.change import Change, ChangeKind
 from gateway.kernel.dualwrite import DualWriteMap, MapState, Master, Side, carry, key_on
 from gateway.kernel.errors import GatewayError, NotFound
 from gateway.kernel.json import loads
-from gateway.kernel.plan import And, Compare, Op, QueryPlan
 
 BATCH = 500
 
@@ -104,18 +103,7 @@ class CatchUp:
         if not keys:
             return [], []
         entity = (await self._dualwrite.entities(side))[m.entity_on(side)]
-        store = self._dualwrite.store(side)
-        present: list[dict[str, Any]] = []
-        gone: list[dict[str, Any]] = []
-        columns = tuple(f.name for f in entity.fields)
-        for key in _distinct(keys):
-            where = And(tuple(Compare(k, Op.EQ, v) for k, v in key.items()))
-            found = (await store.fetch(QueryPlan(entity, columns, (), where))).rows
-            if found:
-                present.extend(found)
-            else:
-                gone.append(key)
-        return present, gone
+        return await read_by_keys(self._dualwrite.store(side), entity, _distinct(keys))
 
     def _identity(self, m: DualWriteMap, side: Side, row: dict[str, Any]) -> tuple[Any, ...]:
         """The row's map key, the same whichever side it is read on."""

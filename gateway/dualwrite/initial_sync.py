@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from datasources.base import DataSource
 from gateway import jobs
 from gateway.dualwrite import lookups
 from gateway.dualwrite.lookups import needs_lookups
@@ -124,10 +125,10 @@ class InitialSync:
             ).first()
         if row is None:
             return False
-        view = await self._dualwrite.map(row.map)
+        definition = await self._dualwrite.definition(row.map)
         source = Side(row.source)
         copied, failed, after, more = await self._batch_of(
-            view.definition, source, row.company, loads(row.after) if row.after else None
+            definition, source, row.company, loads(row.after) if row.after else None
         )
         async with self._control.begin() as conn:
             await conn.execute(
@@ -198,7 +199,7 @@ class InitialSync:
     async def retry(self, environment: str, name: str) -> int:
         """Copy again only the rows the log holds for this map; those that still fail
         stay in the log with their new message. Returns the rows copied."""
-        m = (await self._dualwrite.map(name)).definition
+        m = await self._dualwrite.definition(name)
         async with self._control.connect() as conn:
             logged = (
                 await conn.execute(
@@ -216,14 +217,9 @@ class InitialSync:
             sources = await self._dualwrite.entities(side)
             targets = await self._dualwrite.entities(side.other)
             entity, goal = sources[m.entity_on(side)], targets[m.entity_on(side.other)]
-            rows = []
-            for error in errors:
-                key = loads(error.key)
-                where = And(tuple(Compare(k, Op.EQ, v) for k, v in key.items()))
-                page = await self._dualwrite.store(side).fetch(
-                    QueryPlan(entity, tuple(f.name for f in entity.fields), (), where)
-                )
-                rows += page.rows  # a row deleted since has nothing left to copy
+            keys = [loads(error.key) for error in errors]
+            # a row deleted since has nothing left to copy
+            rows, _ = await read_by_keys(self._dualwrite.store(side), entity, keys)
             written, failed = await copy_rows(self._dualwrite, m, side, entity, goal, targets, rows)
             copied += written
             by_company: dict[str, list[tuple[dict[str, Any], str]]] = {}
@@ -330,7 +326,8 @@ async def copy_rows(
                     company = row.get(entity.company_field) if entity.company_field else None
                     await lookups.resolve(m, target, values, company, reader, tables, cache)
                 validate(
-                    goal, Change(goal.name, ChangeKind.CREATE, {**key, **_ids(goal, key)}, values)
+                    goal,
+                    Change(goal.name, ChangeKind.CREATE, {**key, **row_ids(goal, key)}, values),
                 )
             except GatewayError as exc:
                 failed.append((_key(entity, row), exc.message))
@@ -339,14 +336,33 @@ async def copy_rows(
             keys.append(_key(entity, row))
         if rows:
             refused = await unit.upsert_many(
-                goal, targets, list(key_on(m, target, rows[0])), rows, lambda: _ids(goal, {})
+                goal, targets, list(key_on(m, target, rows[0])), rows, lambda: row_ids(goal, {})
             )
             failed += [(keys[i], message) for i, message in refused.items()]
     return len(rows) - len(refused), failed
 
 
-def _ids(entity: EntityMetadata, key: dict[str, Any]) -> dict[str, Any]:
+def row_ids(entity: EntityMetadata, key: Mapping[str, Any]) -> dict[str, Any]:
+    """A new row id for each primary key field the map's key does not give (Dataverse
+    makes its own row ids)."""
     return {f.name: str(uuid.uuid4()) for f in entity.key if f.name not in key}
+
+
+async def read_by_keys(
+    store: DataSource, entity: EntityMetadata, keys: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows with these keys as they are now, and the keys of those gone since."""
+    columns = tuple(f.name for f in entity.fields)
+    present: list[dict[str, Any]] = []
+    gone: list[dict[str, Any]] = []
+    for key in keys:
+        where = And(tuple(Compare(k, Op.EQ, v) for k, v in key.items()))
+        found = (await store.fetch(QueryPlan(entity, columns, (), where))).rows
+        if found:
+            present.extend(found)
+        else:
+            gone.append(key)
+    return present, gone
 
 
 def _key(entity: EntityMetadata, row: dict[str, Any]) -> dict[str, Any]:

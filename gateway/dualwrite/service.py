@@ -276,8 +276,7 @@ class DualWriteService:
 
     async def maps(self) -> list[MapView]:
         environment = self._environment()
-        async with self._linked_engine().connect() as conn:
-            definitions = [parse_map(d) for d in await dataverse_store.map_definitions(conn)]
+        definitions = await self._definitions()
         fno, dv = await self.entities(Side.FNO), await self.entities(Side.DATAVERSE)
         async with self._control.connect() as conn:
             rows = {
@@ -315,11 +314,21 @@ class DualWriteService:
                     .limit(ACTIVITY_SHOWN * 20)
                 )
             ).all()
-            errors = (
+            error_counts: dict[str, int] = dict(
+                (
+                    await conn.execute(
+                        select(sync_error.c.map, func.count())
+                        .where(sync_error.c.environment == environment)
+                        .group_by(sync_error.c.map)
+                    )
+                ).all()
+            )
+            errors = (  # the latest only: the log itself may hold many
                 await conn.execute(
                     select(sync_error)
                     .where(sync_error.c.environment == environment)
                     .order_by(sync_error.c.id.desc())
+                    .limit(ERRORS_SHOWN * max(1, len(definitions)))
                 )
             ).all()
         views = []
@@ -346,7 +355,7 @@ class DualWriteService:
                         for e in errors
                         if e.map == m.name
                     ][:ERRORS_SHOWN],
-                    error_count=sum(1 for e in errors if e.map == m.name),
+                    error_count=int(error_counts.get(m.name, 0)),
                     activity=[Activity(a.at, a.kind, a.message) for a in logged if a.map == m.name][
                         :ACTIVITY_SHOWN
                     ],
@@ -358,6 +367,17 @@ class DualWriteService:
                 )
             )
         return views
+
+    async def _definitions(self) -> list[DualWriteMap]:
+        async with self._linked_engine().connect() as conn:
+            return [parse_map(d) for d in await dataverse_store.map_definitions(conn)]
+
+    async def definition(self, name: str) -> DualWriteMap:
+        """One map's definition, without its state, logs and checks."""
+        found = next((m for m in await self._definitions() if m.name == name), None)
+        if found is None:
+            raise NotFound(f"no dual-write map named {name!r}; query dualWriteMaps")
+        return found
 
     async def map(self, name: str) -> MapView:
         found = next((v for v in await self.maps() if v.definition.name == name), None)

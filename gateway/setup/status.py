@@ -18,7 +18,7 @@ from gateway.kernel.addins import (
     InstallState,
     install_actions,
 )
-from gateway.kernel.json import dumps, loads
+from gateway.kernel.json import dumps, loads, plain
 from gateway.kernel.setup import (
     Action,
     SetupState,
@@ -171,7 +171,7 @@ async def record(conn: AsyncConnection, environment: str) -> None:
     status = await snapshot(conn, environment)
     await conn.execute(
         insert(integration_event).values(
-            environment=environment, at=now(), payload=dumps(_plain(asdict(status)))
+            environment=environment, at=now(), payload=dumps(plain(asdict(status)))
         )
     )
 
@@ -197,16 +197,6 @@ async def latest_cursor(conn: AsyncConnection, environment: str) -> int:
         )
     )
     return int(found or 0)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value
 
 
 def _stamp(value: str | None) -> dt.datetime | None:
