@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from gateway.kernel.catalog import EntityMetadata
-from gateway.kernel.change import Change
+from gateway.kernel.change import Change, TrackedChange
 from gateway.kernel.plan import Connection, QueryPlan
 from gateway.kernel.shape import Shape
 
@@ -57,6 +57,18 @@ class DataSource(Protocol):
 
     def unit(self) -> AbstractAsyncContextManager[Any]:
         """A transaction to apply several changes in (`apply`, `find`), all or none."""
+        ...
+
+    async def track(self, entities: Sequence[EntityMetadata]) -> None:
+        """Log, from now on, what other clients write to these entities."""
+        ...
+
+    async def changes(self, entities: Sequence[EntityMetadata], limit: int) -> list[TrackedChange]:
+        """The oldest logged changes to these entities; those of others are dropped."""
+        ...
+
+    async def forget(self, ids: Sequence[int]) -> None:
+        """Drop handled changes from the log."""
         ...
 
     async def close(self) -> None: ...

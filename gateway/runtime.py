@@ -25,6 +25,7 @@ from gateway.dualwrite import initial_sync
 from gateway.dualwrite.catchup import CatchUp
 from gateway.dualwrite.initial_sync import InitialSync
 from gateway.dualwrite.service import RESUME_JOB, DualWriteService
+from gateway.dualwrite.tracker import ChangeTracker
 from gateway.feed import Notifier
 from gateway.jobs import JobRunner
 from gateway.kernel.catalog import ResolvedCatalog
@@ -87,6 +88,7 @@ class Runtime:
     runner: JobRunner
     notifier: Notifier
     linked: LinkedDataverse
+    tracker: ChangeTracker
 
     @property
     def auth(self) -> Authenticator:
@@ -105,7 +107,9 @@ class Runtime:
         fno = SqlDataSource(fno_engine)
         catalog = CatalogService(control_engine, fno)
         await catalog.sync()
-        services, runner, notifier, linked = await _control_plane(settings, control_engine, fno)
+        services, runner, notifier, linked, tracker = await _control_plane(
+            settings, control_engine, fno
+        )
         schemas = SchemaHolder(catalog, settings.max_depth, linked.catalog)
         await schemas.rebuild()  # opens the linked Dataverse store, if there is one
         await services.dualwrite.refresh()
@@ -114,6 +118,7 @@ class Runtime:
         services.integrations.on_link_change(services.dualwrite.refresh)
         if settings.run_jobs:
             runner.start()
+            tracker.start()
         return cls(
             settings=settings,
             fno_engine=fno_engine,
@@ -126,9 +131,11 @@ class Runtime:
             runner=runner,
             notifier=notifier,
             linked=linked,
+            tracker=tracker,
         )
 
     async def close(self) -> None:
+        await self.tracker.stop()
         await self.runner.stop()
         await self.linked.close()
         await self.fno_engine.dispose()
@@ -137,7 +144,7 @@ class Runtime:
 
 async def _control_plane(
     settings: Settings, control: AsyncEngine, fno: SqlDataSource
-) -> tuple[Services, JobRunner, Notifier, LinkedDataverse]:
+) -> tuple[Services, JobRunner, Notifier, LinkedDataverse, ChangeTracker]:
     notifier = Notifier(settings.poll_seconds)
     runner = JobRunner(
         control, dt.timedelta(seconds=settings.job_lease_seconds), settings.poll_seconds
@@ -173,7 +180,8 @@ async def _control_plane(
     runner.register(RESUME_JOB, CatchUp(control, dualwrite, notifier).step)
     writes = WritePipeline(dualwrite, settings.sync_timeout)
     services = Services(auth, tenant, integrations, add_ins, dualwrite, initial, writes)
-    return services, runner, notifier, linked
+    tracker = ChangeTracker(dualwrite, notifier, settings.track_seconds)
+    return services, runner, notifier, linked, tracker
 
 
 async def _has_metadata(engine: AsyncEngine) -> bool:

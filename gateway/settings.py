@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         1.0, gt=0, description="How often jobs and streams look for work from other replicas."
     )
     run_jobs: bool = Field(True, description="Run durable jobs (setup, add-ins) in this process.")
+    track_seconds: float = Field(
+        0.2,
+        gt=0,
+        description="How often dual-write looks for rows other clients wrote into a store.",
+    )
     sync_batch: int = Field(5000, ge=1, description="Rows an initial-sync batch copies.")
     queue_alert: int = Field(
         100_000,

@@ -17,17 +17,16 @@ from contextlib import suppress
 from typing import Any
 
 from gateway.dualwrite import lookups
-from gateway.dualwrite.initial_sync import row_ids
+from gateway.dualwrite.initial_sync import read_by_keys, row_ids
 from gateway.dualwrite.lookups import needs_lookups
 from gateway.dualwrite.service import DualWriteService
 from gateway.kernel.catalog import EntityMetadata
 from gateway.kernel.change import Change, ChangeKind, validate
-from gateway.kernel.dualwrite import Carrier, DualWriteMap, Side, key_on, passes
+from gateway.kernel.dualwrite import Carrier, DualWriteMap, Side, identity, key_on, passes
 from gateway.kernel.errors import GatewayError, NotFound, UpstreamFailed
 
 log = logging.getLogger("gateway.writes")
 Row = dict[str, Any]
-SIDE_NAMES = {Side.FNO: "F&O", Side.DATAVERSE: "Dataverse"}
 
 
 class WritePipeline:
@@ -49,7 +48,8 @@ class WritePipeline:
         paused = self._dualwrite.queued(side, entity.name)
         if paused:
             # for a paused map the write lands alone and its key waits in the map's queue
-            await self._dualwrite.enqueue(paused, side, change.key)
+            named = await self._identity(side, entity, change, paused)
+            await self._dualwrite.enqueue(paused, side, [named])
         if not maps:
             return await store.write(entity, targets, change, values)
         other = side.other
@@ -71,17 +71,30 @@ class WritePipeline:
                         )
             except TimeoutError:
                 message = (
-                    f"{SIDE_NAMES[other]} did not answer within {self._timeout:g} s; "
+                    f"{other.label} did not answer within {self._timeout:g} s; "
                     "nothing was written on either side"
                 )
                 await self._note_refusal(maps, side, entity, change, message)
                 raise UpstreamFailed(message) from None
             except GatewayError as exc:
-                exc.message = f"{SIDE_NAMES[other]} refused the change: {exc.message}"
+                exc.message = f"{other.label} refused the change: {exc.message}"
                 exc.args = (exc.message,)
                 await self._note_refusal(maps, side, entity, change, exc.message)
                 raise
         return before, after
+
+    async def _identity(
+        self, side: Side, entity: EntityMetadata, change: Change, maps: list[DualWriteMap]
+    ) -> dict[str, Any]:
+        """What names the row for a paused map: its key, and for a delete also the
+        map's key fields, which the other side needs once the row is gone."""
+        key = dict(change.key)
+        if change.kind is not ChangeKind.DELETE:
+            return key
+        present, _ = await read_by_keys(self._dualwrite.store(side), entity, [key])
+        for row in present:
+            key.update(identity(maps, side, row))
+        return key
 
     async def _note_refusal(
         self,
@@ -97,7 +110,7 @@ class WritePipeline:
                 [m.name for m in maps],
                 "REFUSED",
                 f"a {change.kind.value} of {entity.name} {dict(change.key)} on "
-                f"{SIDE_NAMES[side]} was undone: {message}",
+                f"{side.label} was undone: {message}",
             )
         except Exception:
             log.exception("could not record a refused dual-write change")

@@ -17,6 +17,7 @@ from sqlalchemy import Select, Table, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from datasources.sql import tracking
 from datasources.sql.json_statements import JsonStatements, Unsupported
 from datasources.sql.metadata import dataarea, read_entities
 from datasources.sql.statements import RANK, TOTAL, Statements
@@ -24,7 +25,7 @@ from datasources.sql.stores import describe
 from datasources.sql.tables import entity_table
 from datasources.sql.writes import WriteUnit
 from gateway.kernel.catalog import Cardinality, EntityMetadata
-from gateway.kernel.change import Change
+from gateway.kernel.change import Change, TrackedChange
 from gateway.kernel.errors import UpstreamFailed
 from gateway.kernel.plan import ChildPlan, Connection, PageRequest, QueryPlan, Row, child_slot
 from gateway.kernel.shape import Shape
@@ -41,6 +42,7 @@ class SqlDataSource:
         self._tables: dict[str, tuple[EntityMetadata, Table]] = {}
         self.statements = Statements(self.table, engine.dialect.name)
         self.json = JsonStatements(self.statements) if engine.dialect.name == "postgresql" else None
+        self._tracking: bool | None = None  # whether writes must carry the gateway's mark
 
     def table(self, entity: EntityMetadata) -> Table:
         cached = self._tables.get(entity.name)
@@ -77,9 +79,38 @@ class SqlDataSource:
         """A transaction to write in: committed when the block ends, rolled back if it raises."""
         try:
             async with self.engine.begin() as conn:
+                if self._tracking is None:
+                    self._tracking = await tracking.is_tracking(conn)
+                if self._tracking:
+                    await tracking.mark(conn)
                 yield WriteUnit(conn, self.table)
+                if self._tracking:
+                    await tracking.unmark(conn)
         except DBAPIError as exc:
             raise UpstreamFailed(f"the store refused the change: {describe(exc)}") from exc
+
+    async def track(self, entities: Sequence[EntityMetadata]) -> None:
+        """Log what other clients write to these entities' tables (see `tracking`)."""
+        async with self.engine.begin() as conn:
+            for entity in entities:
+                await tracking.install(conn, entity)
+        self._tracking = True
+
+    async def changes(self, entities: Sequence[EntityMetadata], limit: int) -> list[TrackedChange]:
+        """The oldest changes other clients made to these entities, oldest first.
+        Changes to tables no longer asked about are forgotten."""
+        if not self._tracking:
+            return []
+        async with self.reader.connect() as conn:
+            found, others = await tracking.read(conn, entities, limit)
+        if others:
+            await self.forget(others)
+        return found
+
+    async def forget(self, ids: Sequence[int]) -> None:
+        """Drop handled changes from the log."""
+        async with self.engine.begin() as conn:
+            await tracking.forget(conn, ids)
 
     async def fetch(self, plan: QueryPlan) -> Connection:
         try:

@@ -107,6 +107,8 @@ async def apply_change(
     read_back: bool = True,
 ) -> tuple[Row | None, Row | None]:
     """(before, after): the row as it was and as it is, by field name."""
+    if not change.key:  # a write without a key would touch every row
+        raise BadUserInput(f"a change to {entity.name} must name its row's key")
     table = table_for(entity)
     version = version_field(entity)
     where = and_(*(table.c[entity.field(k).column] == v for k, v in change.key.items()))

@@ -76,7 +76,7 @@ class CatchUp:
         for side in Side:
             present, gone = rows[side]
             if present or gone:
-                failed[side] = await self._replay(m, side, present, gone)
+                failed[side] = await replay(self._dualwrite, m, side, present, gone)
         async with self._control.begin() as conn:
             await conn.execute(delete(queue).where(queue.c.id.in_([e.id for e in entries])))
             refused = sum(len(items) for items in failed.values())
@@ -87,12 +87,12 @@ class CatchUp:
                 "CATCH_UP",
                 f"replayed {len(entries)} queued changes, {refused} refused",
             )
-        if refused:
-            await self._dualwrite.check_alerts(name)
-            for side, items in failed.items():
+            for side, items in failed.items():  # in the transaction that drops the entries
                 for row_key, message in items:
                     company = str(row_key.get("dataAreaId", "")).lower()[:4]
                     await log_refused(conn, environment, name, company, side, [(row_key, message)])
+        if refused:
+            await self._dualwrite.check_alerts(name)
         self._notifier.notify()
         return True
 
@@ -113,28 +113,35 @@ class CatchUp:
             for pair in m.key
         )
 
-    async def _replay(
-        self,
-        m: DualWriteMap,
-        side: Side,
-        present: list[dict[str, Any]],
-        gone: list[dict[str, Any]],
-    ) -> list[tuple[dict[str, Any], str]]:
-        sources = await self._dualwrite.entities(side)
-        targets = await self._dualwrite.entities(side.other)
-        entity, goal = sources[m.entity_on(side)], targets[m.entity_on(side.other)]
-        _, failed = await copy_rows(self._dualwrite, m, side, entity, goal, targets, present)
-        if gone:
-            async with self._dualwrite.store(side.other).unit() as unit:
-                for key in gone:
-                    target_key = key_on(m, side.other, carry(m, side, entity, goal, key, None))
-                    derived = Change(goal.name, ChangeKind.DELETE, target_key, origin="dual-write")
-                    try:
-                        with suppress(NotFound):  # never there, or deleted already
-                            await unit.apply(goal, targets, derived, {}, read_back=False)
-                    except GatewayError as exc:
-                        failed.append((key, exc.message))
-        return failed
+
+async def replay(
+    dualwrite: DualWriteService,
+    m: DualWriteMap,
+    side: Side,
+    present: list[dict[str, Any]],
+    gone: list[dict[str, Any]],
+) -> list[tuple[dict[str, Any], str]]:
+    """Carry rows of `side` as they are now through the map, and remove on the other
+    side the rows `gone` names (each with at least the map's key fields); the rows
+    refused and why."""
+    sources = await dualwrite.entities(side)
+    targets = await dualwrite.entities(side.other)
+    entity, goal = sources[m.entity_on(side)], targets[m.entity_on(side.other)]
+    _, failed = await copy_rows(dualwrite, m, side, entity, goal, targets, present)
+    if gone:
+        async with dualwrite.store(side.other).unit() as unit:
+            for row in gone:
+                target_key = key_on(m, side.other, carry(m, side, entity, goal, row, None))
+                if len(target_key) < len(m.key):
+                    failed.append((row, "its key on the other side is not known any more"))
+                    continue
+                derived = Change(goal.name, ChangeKind.DELETE, target_key, origin="dual-write")
+                try:
+                    with suppress(NotFound):  # never there, or deleted already
+                        await unit.apply(goal, targets, derived, {}, read_back=False)
+                except GatewayError as exc:
+                    failed.append((row, exc.message))
+    return failed
 
 
 def _distinct(keys: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -46,7 +46,6 @@ from gateway.kernel.json import dumps, loads, plain
 from gateway.kernel.plan import And, Compare, Op, OrderTerm, PageRequest, QueryPlan
 
 JOB_KIND = "initial-sync"
-SIDE_NAMES = {Side.FNO: "F&O", Side.DATAVERSE: "Dataverse"}
 BATCH = 5000
 
 
@@ -163,7 +162,7 @@ class InitialSync:
                     environment,
                     row.map,
                     "INITIAL_SYNC",
-                    f"initial sync{where} from {SIDE_NAMES[source]} done: {done.copied} copied, "
+                    f"initial sync{where} from {source.label} done: {done.copied} copied, "
                     f"{done.failed} refused",
                 )
             if not more and await self._finished(conn, environment, row.map):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,6 +143,7 @@ class DualWriteService:
         self._wake: Callable[[], None] | None = None
         self._plan_initial_sync: InitialSyncPlanner | None = None
         self._entities: dict[Side, dict[str, EntityMetadata]] = {}
+        self._tracking: dict[int, set[str]] = {}  # by store: the entities it logs changes of
 
     def use_jobs(self, wake: Callable[[], None]) -> None:
         """How to tell the job runner a resume was submitted."""
@@ -173,6 +174,28 @@ class DualWriteService:
             self._entities[side] = cached
         return cached
 
+    def tracked(self, side: Side) -> set[str]:
+        """The entities on `side` whose changes sync: a map of theirs runs or queues."""
+        return {e for s, e in [*self._running, *self._queued] if s is side}
+
+    async def track(self, maps: Sequence[DualWriteMap]) -> None:
+        """Have both stores log what other clients write to these maps' tables, from
+        now on (before the maps run, so that no such write is missed)."""
+        if not maps:
+            return
+        for side in Side:
+            store, entities = self.store(side), await self.entities(side)
+            done = self._tracking.setdefault(id(store), set())
+            names = {m.entity_on(side) for m in maps} - done
+            wanted = [entities[n] for n in sorted(names) if n in entities]
+            if wanted:
+                await store.track(wanted)
+                done.update(e.name for e in wanted)
+
+    @property
+    def control(self) -> AsyncEngine:
+        return self._control
+
     def queued(self, side: Side, entity: str) -> list[DualWriteMap]:
         """The paused (or resuming) maps a write to `entity` on `side` is queued for."""
         return self._queued.get((side, entity), [])
@@ -196,6 +219,8 @@ class DualWriteService:
                 target.setdefault((Side.FNO, m.fno_entity), []).append(m)
                 target.setdefault((Side.DATAVERSE, m.dataverse_table), []).append(m)
         self._running, self._queued = running, queued
+        maps = [m for found in [*running.values(), *queued.values()] for m in found]
+        await self.track(list({m.name: m for m in maps}.values()))
         self._notifier.notify()
 
     async def watch(self) -> AsyncIterator[list[MapView]]:
@@ -211,10 +236,12 @@ class DualWriteService:
                 yield views
             await self._notifier.wait()
 
-    async def enqueue(self, maps: list[DualWriteMap], side: Side, key: Mapping[str, Any]) -> None:
-        """Remember that the row with `key` changed on `side`, for each paused map.
-        Committed before the write itself: a write that then fails leaves a harmless
-        entry (resuming re-reads the row), never a lost one."""
+    async def enqueue(
+        self, maps: list[DualWriteMap], side: Side, keys: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Remember that the rows with these keys changed on `side`, for each paused
+        map. Committed before the write itself: a write that then fails leaves a
+        harmless entry (resuming re-reads the row), never a lost one."""
         environment = self._environment()
         now = dt.datetime.now(dt.UTC)
         async with self._control.begin() as conn:
@@ -229,6 +256,7 @@ class DualWriteService:
                         "at": now,
                     }
                     for m in maps
+                    for key in keys
                 ],
             )
             for m in maps:
@@ -404,6 +432,7 @@ class DualWriteService:
                 problems=[{"map": n, "code": p.code, "message": p.message} for n, p in problems],
             )
         environment = self._environment()
+        await self.track([views[n].definition for n in starting])
         async with self._control.begin() as conn:
             if initial_sync and starting:
                 assert self._plan_initial_sync is not None

@@ -138,3 +138,15 @@ def _check(spec: EntityField, value: Any) -> tuple[str | None, Any]:
             return "must be a date and time", None
         return None, value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     return f"has a type ({kind}) that cannot be written", None
+
+
+@dataclass(frozen=True)
+class TrackedChange:
+    """A change another client wrote straight into a store, as its change log holds it:
+    the row's key, and for an update or a delete the row as it was."""
+
+    id: int
+    entity: EntityMetadata
+    kind: ChangeKind
+    key: dict[str, Any]
+    before: dict[str, Any] | None

@@ -36,6 +36,11 @@ class Side(StrEnum):
     def other(self) -> Side:
         return Side.DATAVERSE if self is Side.FNO else Side.FNO
 
+    @property
+    def label(self) -> str:
+        """The side's name in messages."""
+        return "F&O" if self is Side.FNO else "Dataverse"
+
 
 @dataclass(frozen=True)
 class Lookup:
@@ -428,6 +433,12 @@ def key_on(m: DualWriteMap, target: Side, values: Mapping[str, Any]) -> dict[str
     """The target row's key from the carried values."""
     names = [dv if target is Side.DATAVERSE else fno for fno, dv in m.key]
     return {n: values[n] for n in names if n in values}
+
+
+def identity(maps: list[DualWriteMap], side: Side, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The maps' key fields of a row on `side`: enough to find its counterpart."""
+    names = {fno if side is Side.FNO else dv for m in maps for fno, dv in m.key}
+    return {n: row[n] for n in names if n in row}
 
 
 def _translate(mapping: FieldMapping, source: Side, value: Any) -> Any:

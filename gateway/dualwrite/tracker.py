@@ -1,0 +1,130 @@
+"""Live sync of rows written straight into a store, not through the gateway.
+
+Each store logs what other clients write to the tables of the maps that are on (see
+`datasources.sql.tracking`). The tracker reads those logs a few times a second and
+carries each changed row, as it is now, through the entity's running maps (a row
+that is gone: its counterpart is deleted); for a paused map the row waits in the
+map's queue. An entry leaves the log only once it is handled, so a crash replays it,
+and replaying changes nothing twice. What the tracker writes is the gateway's own
+write, which the other store does not log: it never echoes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from typing import Any
+
+from gateway.dualwrite.catchup import replay
+from gateway.dualwrite.initial_sync import log_refused, read_by_keys
+from gateway.dualwrite.service import DualWriteService, record
+from gateway.feed import Notifier
+from gateway.kernel.change import ChangeKind, TrackedChange
+from gateway.kernel.dualwrite import DualWriteMap, Side, identity
+from gateway.kernel.errors import NotFound
+
+log = logging.getLogger("gateway.dualwrite.tracker")
+BATCH = 1000
+
+
+class ChangeTracker:
+    def __init__(self, dualwrite: DualWriteService, notifier: Notifier, seconds: float) -> None:
+        self._dualwrite = dualwrite
+        self._notifier = notifier
+        self._seconds = seconds
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run_forever(), name="change-tracker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run_forever(self) -> None:
+        failures = 0
+        while True:
+            try:
+                handled = await self.step()
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("change tracking failed; the changes stay logged and are retried")
+                handled = 0
+            if not handled:
+                await asyncio.sleep(min(30.0, self._seconds * 2 ** min(failures, 8)))
+
+    async def step(self) -> int:
+        """Handle the oldest logged changes of each store; how many there were."""
+        handled = 0
+        for side in Side:
+            try:
+                store = self._dualwrite.store(side)
+            except NotFound:
+                continue  # nothing linked yet
+            entities = await self._dualwrite.entities(side)
+            tracked = [entities[n] for n in self._dualwrite.tracked(side) if n in entities]
+            changes = await store.changes(tracked, BATCH)
+            by_entity: dict[str, list[TrackedChange]] = defaultdict(list)
+            for change in changes:
+                by_entity[change.entity.name].append(change)
+            for entries in by_entity.values():
+                await self._handle(side, entries)
+            if changes:
+                await store.forget([c.id for c in changes])
+                handled += len(changes)
+        if handled:
+            self._notifier.notify()
+        return handled
+
+    async def _handle(self, side: Side, changes: list[TrackedChange]) -> None:
+        entity = changes[0].entity
+        running = self._dualwrite.running(side, entity.name)
+        queued = self._dualwrite.queued(side, entity.name)
+        maps = running + queued
+        if not maps:
+            return
+        # the latest entry per row; a deleted row is named by its key fields as it was
+        latest: dict[str, dict[str, Any]] = {}
+        for change in changes:
+            key = dict(change.key)
+            if change.kind is ChangeKind.DELETE and change.before is not None:
+                key.update(identity(maps, side, change.before))
+            latest[repr(sorted(change.key.items()))] = key
+        keys = list(latest.values())
+        if queued:
+            await self._dualwrite.enqueue(queued, side, keys)
+        if not running:
+            return
+        present, gone = await read_by_keys(self._dualwrite.store(side), entity, keys)
+        for m in running:
+            await self._carry(m, side, present, gone, len(keys))
+
+    async def _carry(
+        self,
+        m: DualWriteMap,
+        side: Side,
+        present: list[dict[str, Any]],
+        gone: list[dict[str, Any]],
+        count: int,
+    ) -> None:
+        failed = await replay(self._dualwrite, m, side, present, gone)
+        environment = self._dualwrite.environment
+        by_company: dict[str, list[tuple[dict[str, Any], str]]] = defaultdict(list)
+        for key, message in failed:
+            by_company[str(key.get("dataAreaId", "")).lower()].append((key, message))
+        async with self._dualwrite.control.begin() as conn:
+            await record(
+                conn,
+                environment,
+                m.name,
+                "TRACKED",
+                f"{count} rows written directly to {side.label} synced, {len(failed)} refused",
+            )
+            for company, items in by_company.items():
+                await log_refused(conn, environment, m.name, company, side, items)
+        if failed:
+            await self._dualwrite.check_alerts(m.name)

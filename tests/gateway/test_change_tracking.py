@@ -1,0 +1,132 @@
+"""Rows written straight into a store, by a client other than the gateway, sync
+through the running maps (and queue for a paused one), on SQLite and PostgreSQL.
+What sync applies is never logged as a change, so nothing echoes back."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from gateway.auth import Role
+from tests.conftest import Gateway, run_sql
+from tests.gateway.test_dualwrite import (
+    ACCOUNT,
+    CUSTOMER,
+    CUSTOMERS,
+    READ_CUSTOMER,
+    customer,
+    linked,
+    run_customers,
+    wait_for,
+)
+from tests.gateway.test_setup import admin
+
+__all__ = ["linked"]  # the fixture, shared with the dual-write tests
+
+INSERT_CUSTOMER = """
+INSERT INTO custcustomerv3entity (dataareaid, customeraccount, organizationname, partytype,
+  customergroupid, creditlimit, creditlimitismandatory, salescurrencycode, onholdstatus)
+VALUES ('usmf', :account, 'Direct Ltd', 2, '10', 1500, 0, 'USD', 0)
+"""
+INSERT_ACCOUNT = """
+INSERT INTO account (accountid, accountnumber, name, msdyn_company, msdyn_customergroupid,
+  creditlimit, statecode, versionnumber)
+VALUES (:id, :account, 'Straight into Dataverse', 'USMF', :group, 700, 0, 1)
+"""
+
+
+def accounts(gw: Gateway, number: str) -> list[dict[str, object]]:
+    nodes: list[dict[str, object]] = gw.data(ACCOUNT, {"a": number})["accounts"]["nodes"]
+    return nodes
+
+
+def credit_limit(gw: Gateway, number: str) -> str | None:
+    found = gw.data(READ_CUSTOMER, {"a": number})["customerV3"]
+    return found["creditLimit"] if found else None
+
+
+def activity(gw: Gateway, kind: str) -> list[str]:
+    maps = gw.data("{ dualWriteMaps { name activity { kind message } } }")["dualWriteMaps"]
+    lines = next(m for m in maps if m["name"] == CUSTOMERS)["activity"]
+    return [line["message"] for line in lines if line["kind"] == kind]
+
+
+def test_direct_writes_sync_both_ways_and_never_echo(linked: Gateway) -> None:
+    gw = linked
+    writer = gw.token(Role.WRITER, sub="rep@contoso.com")
+    run_customers(gw, writer)
+    fno, dataverse = gw.fno_url, gw.runtime.linked.url
+    assert dataverse is not None
+
+    # another F&O client inserts a customer: it becomes an account
+    run_sql(fno, INSERT_CUSTOMER, params={"account": "DW-T1"})
+    created = wait_for(lambda: accounts(gw, "DW-T1"))[0]
+    assert created["name"] == "Direct Ltd" and created["creditlimit"].startswith("1500")
+
+    # another Dataverse client raises the credit limit: F&O has it
+    run_sql(dataverse, "UPDATE account SET creditlimit = 5000 WHERE accountnumber = 'DW-T1'")
+    wait_for(lambda: (credit_limit(gw, "DW-T1") or "").startswith("5000"))
+
+    # each side's change was synced once: what sync wrote was not seen as a change
+    time.sleep(1.0)
+    tracked = activity(gw, "TRACKED")
+    assert sorted(tracked) == [
+        "1 rows written directly to Dataverse synced, 0 refused",
+        "1 rows written directly to F&O synced, 0 refused",
+    ]
+
+    # writes through the gateway are carried by the write itself, not tracked again
+    gw.data(CUSTOMER, {"input": customer("DW-T2")}, token=writer)
+    time.sleep(1.0)
+    assert len(activity(gw, "TRACKED")) == 2
+
+    # deletes sync too
+    run_sql(fno, "DELETE FROM custcustomerv3entity WHERE customeraccount = 'DW-T1'")
+    wait_for(lambda: not accounts(gw, "DW-T1"))
+    run_sql(dataverse, "DELETE FROM account WHERE accountnumber = 'DW-T2'")
+    wait_for(lambda: credit_limit(gw, "DW-T2") is None)
+
+
+def test_direct_writes_queue_while_paused_and_refusals_are_logged(linked: Gateway) -> None:
+    gw = linked
+    writer = gw.token(Role.WRITER, sub="rep@contoso.com")
+    run_customers(gw, writer)
+    fno, dataverse = gw.fno_url, gw.runtime.linked.url
+    assert dataverse is not None
+    gw.data(CUSTOMER, {"input": customer("DW-Q1")}, token=writer)
+    gw.data(CUSTOMER, {"input": customer("DW-Q2")}, token=writer)
+    gw.data(f'mutation {{ pauseDualWriteMap(name: "{CUSTOMERS}") {{ state }} }}', token=admin(gw))
+
+    run_sql(
+        fno, "UPDATE custcustomerv3entity SET creditlimit = 3100 WHERE customeraccount = 'DW-Q1'"
+    )
+    run_sql(dataverse, "DELETE FROM account WHERE accountnumber = 'DW-Q2'")
+
+    def queued() -> int:
+        maps = gw.data("{ dualWriteMaps { name queued } }")["dualWriteMaps"]
+        count: int = next(m for m in maps if m["name"] == CUSTOMERS)["queued"]
+        return count
+
+    wait_for(lambda: queued() == 2)
+    assert accounts(gw, "DW-Q1")[0]["creditlimit"].startswith("2000")  # not carried yet
+    assert credit_limit(gw, "DW-Q2") is not None
+
+    gw.data(f'mutation {{ resumeDualWriteMap(name: "{CUSTOMERS}") {{ state }} }}', token=admin(gw))
+    wait_for(lambda: accounts(gw, "DW-Q1")[0]["creditlimit"].startswith("3100"))
+    wait_for(lambda: credit_limit(gw, "DW-Q2") is None)  # found by its account number
+
+    # a row F&O refuses (its customer group does not exist there) lands in the error log
+    run_sql(
+        dataverse,
+        INSERT_ACCOUNT,
+        params={"id": str(uuid.uuid4()), "account": "DW-Q3", "group": "NOPE"},
+    )
+
+    def errors() -> list[dict[str, str]]:
+        maps = gw.data("{ dualWriteMaps { name errors { key message } } }")["dualWriteMaps"]
+        found: list[dict[str, str]] = next(m for m in maps if m["name"] == CUSTOMERS)["errors"]
+        return found
+
+    logged = wait_for(errors)
+    assert "CustomerGroup" in logged[0]["message"] and "NOPE" in logged[0]["message"]
+    assert credit_limit(gw, "DW-Q3") is None
