@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from datasources.sql.tables import UtcDateTime
 from gateway.control import control_metadata
+from gateway.kernel.errors import GatewayError
 
 log = logging.getLogger("gateway.jobs")
 
@@ -41,6 +42,7 @@ job = Table(
 )
 
 Step = Callable[[str], Awaitable[bool]]
+GiveUp = Callable[[str, str], Awaitable[None]]
 """Run the next step of the job with this key; True while steps remain."""
 
 
@@ -60,21 +62,33 @@ class JobRunner:
     """Claims due jobs and runs their steps, a few at a time."""
 
     def __init__(
-        self, engine: AsyncEngine, lease: dt.timedelta, poll: float = 1.0, concurrency: int = 4
+        self,
+        engine: AsyncEngine,
+        lease: dt.timedelta,
+        poll: float = 1.0,
+        concurrency: int = 4,
+        tries: int = 5,
     ) -> None:
         self._engine = engine
         self._lease = lease
         self._poll = poll
         self._concurrency = concurrency
         self.owner = uuid.uuid4().hex
+        self._tries = tries
         self._steps: dict[str, Step] = {}
+        self._give_up: dict[str, GiveUp] = {}
         self._wake = asyncio.Event()
         self._running: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._requests: dict[tuple[str, str], int] = {}  # as seen when claimed
+        self._attempts: dict[tuple[str, str], int] = {}  # claims since it was submitted
         self._loop: asyncio.Task[None] | None = None
 
-    def register(self, kind: str, step: Step) -> None:
+    def register(self, kind: str, step: Step, give_up: GiveUp | None = None) -> None:
+        """Run jobs of this kind with `step`. With `give_up`, a job that fails `tries`
+        times in a row stops being retried: `give_up(key, message)` says why."""
         self._steps[kind] = step
+        if give_up is not None:
+            self._give_up[kind] = give_up
 
     def wake(self) -> None:
         """Look for due jobs now (a service just submitted one)."""
@@ -117,9 +131,9 @@ class JobRunner:
         claimed: list[tuple[str, str]] = []
         async with self._engine.begin() as conn:
             candidates = await conn.execute(
-                select(job.c.kind, job.c.key, job.c.requests).where(claimable)
+                select(job.c.kind, job.c.key, job.c.requests, job.c.attempts).where(claimable)
             )
-            for kind, key, requests in candidates:
+            for kind, key, requests, attempts in candidates:
                 if len(claimed) == free or (kind, key) in self._running:
                     continue
                 result = await conn.execute(
@@ -134,6 +148,7 @@ class JobRunner:
                 if result.rowcount == 1:
                     claimed.append((kind, key))
                     self._requests[(kind, key)] = requests
+                    self._attempts[(kind, key)] = (attempts or 0) + 1
         return claimed
 
     async def _run(self, kind: str, key: str) -> None:
@@ -144,19 +159,30 @@ class JobRunner:
             await self._release(kind, key, done=True)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             incident = uuid.uuid4().hex[:12]
+            give_up = self._give_up.get(kind)
+            final = give_up is not None and self._attempts.get((kind, key), 1) >= self._tries
             log.exception(
-                "job %s %s failed unexpectedly (incident %s); it will be retried",
+                "job %s %s failed (incident %s); %s",
                 kind,
                 key,
                 incident,
+                "giving up" if final else "it will be retried",
             )
-            await self._release(kind, key, done=False)
+            if give_up is not None and final:
+                message = (
+                    exc.message
+                    if isinstance(exc, GatewayError)
+                    else f"an unexpected error (incident {incident} in the gateway's log)"
+                )
+                await give_up(key, f"failed {self._tries} times; the last time: {message}")
+            await self._release(kind, key, done=final)
         finally:
             heartbeat.cancel()
             self._running.pop((kind, key), None)
             self._requests.pop((kind, key), None)
+            self._attempts.pop((kind, key), None)
 
     async def _renew(self, kind: str, key: str) -> None:
         while True:

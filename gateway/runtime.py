@@ -147,7 +147,10 @@ async def _control_plane(
 ) -> tuple[Services, JobRunner, Notifier, LinkedDataverse, ChangeTracker]:
     notifier = Notifier(settings.poll_seconds)
     runner = JobRunner(
-        control, dt.timedelta(seconds=settings.job_lease_seconds), settings.poll_seconds
+        control,
+        dt.timedelta(seconds=settings.job_lease_seconds),
+        settings.poll_seconds,
+        tries=settings.job_tries,
     )
     tenant = TenantService(control)
     integrations = IntegrationService(
@@ -175,12 +178,13 @@ async def _control_plane(
     dualwrite = DualWriteService(control, fno, linked, notifier, settings.queue_alert)
     initial = InitialSync(control, dualwrite, notifier, runner.wake, settings.sync_batch)
     dualwrite.use_initial_sync(initial.plan)
-    runner.register(initial_sync.JOB_KIND, initial.step)
+    runner.register(initial_sync.JOB_KIND, initial.step, initial.give_up)
     dualwrite.use_jobs(runner.wake)
-    runner.register(RESUME_JOB, CatchUp(control, dualwrite, notifier).step)
+    catch_up = CatchUp(control, dualwrite, notifier)
+    runner.register(RESUME_JOB, catch_up.step, catch_up.give_up)
     writes = WritePipeline(dualwrite, settings.sync_timeout)
     services = Services(auth, tenant, integrations, add_ins, dualwrite, initial, writes)
-    tracker = ChangeTracker(dualwrite, notifier, settings.track_seconds)
+    tracker = ChangeTracker(dualwrite, notifier, settings.track_seconds, settings.job_tries)
     return services, runner, notifier, linked, tracker
 
 

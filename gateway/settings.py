@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(
         1.0, gt=0, description="How often jobs and streams look for work from other replicas."
     )
+    job_tries: int = Field(
+        5,
+        ge=1,
+        description="Failures in a row after which a dual-write job (initial sync, catch-up, "
+        "live sync of changes made directly in a store) gives up and its map goes to Error.",
+    )
     run_jobs: bool = Field(True, description="Run durable jobs (setup, add-ins) in this process.")
     track_seconds: float = Field(
         0.2,

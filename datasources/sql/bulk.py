@@ -10,7 +10,9 @@ from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Table, insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
@@ -36,7 +38,10 @@ async def bulk_insert(
     if dialect.name == "postgresql":
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
-        await driver.copy_records_to_table(table.name, records=converted, columns=columns)
+        try:
+            await driver.copy_records_to_table(table.name, records=converted, columns=columns)
+        except asyncpg.PostgresError as exc:  # raised past SQLAlchemy: reported as it would
+            raise DBAPIError(f"COPY {table.name}", None, exc) from exc
         return len(rows)
     statement = insert(table).compile(dialect=dialect, column_keys=columns)
     await conn.exec_driver_sql(str(statement), converted)

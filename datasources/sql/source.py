@@ -91,9 +91,12 @@ class SqlDataSource:
 
     async def track(self, entities: Sequence[EntityMetadata]) -> None:
         """Log what other clients write to these entities' tables (see `tracking`)."""
-        async with self.engine.begin() as conn:
-            for entity in entities:
-                await tracking.install(conn, entity)
+        try:
+            async with self.engine.begin() as conn:
+                for entity in entities:
+                    await tracking.install(conn, entity)
+        except DBAPIError as exc:
+            raise UpstreamFailed(f"the store cannot track changes: {describe(exc)}") from exc
         self._tracking = True
 
     async def changes(self, entities: Sequence[EntityMetadata], limit: int) -> list[TrackedChange]:

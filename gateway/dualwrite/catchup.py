@@ -96,6 +96,10 @@ class CatchUp:
         self._notifier.notify()
         return True
 
+    async def give_up(self, key: str, message: str) -> None:
+        """Replaying keeps failing: the map goes to Error, its queue kept for a resume."""
+        await self._dualwrite.fail([key.partition("/")[2]], f"catch-up {message}")
+
     async def _read(
         self, m: DualWriteMap, side: Side, keys: list[dict[str, Any]]
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

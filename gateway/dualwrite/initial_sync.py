@@ -174,6 +174,26 @@ class InitialSync:
         self._notifier.notify()
         return True
 
+    async def give_up(self, key: str, message: str) -> None:
+        """The copy keeps failing (a store unreachable, a table gone): its maps go to Error."""
+        environment, _, run = key.partition("/")
+        async with self._control.connect() as conn:
+            names = set(
+                (
+                    await conn.execute(
+                        select(progress.c.map).where(
+                            progress.c.environment == environment, progress.c.run == run
+                        )
+                    )
+                ).scalars()
+            )
+        starting = [
+            v.definition.name
+            for v in await self._dualwrite.maps()
+            if v.definition.name in names and v.state is MapState.INITIALIZING
+        ]
+        await self._dualwrite.fail(starting, f"initial sync {message}")
+
     async def _batch_of(
         self, m: DualWriteMap, source: Side, company: str, after: list[Any] | None
     ) -> tuple[int, list[tuple[dict[str, Any], str]], list[Any] | None, bool]:

@@ -212,8 +212,8 @@ class DualWriteService:
                     # an initializing map carries live writes too: a row written while
                     # the copy runs is not missed, whichever batch it falls in
                     target = running
-                elif view.state in (MapState.PAUSED, MapState.RESUMING):
-                    target = queued  # in order, behind what waits already
+                elif view.state in (MapState.PAUSED, MapState.RESUMING, MapState.ERROR):
+                    target = queued  # in order, behind what waits already; nothing is lost
                 else:
                     continue
                 target.setdefault((Side.FNO, m.fno_entity), []).append(m)
@@ -289,8 +289,10 @@ class DualWriteService:
     async def resume(self, name: str) -> MapView:
         """Replay what was queued, in order; live again once the queue is empty."""
         view = await self.map(name)
-        if view.state is not MapState.PAUSED:
-            raise Conflict(f"only a paused map resumes; {name} is {view.state.value.lower()}")
+        if view.state not in (MapState.PAUSED, MapState.ERROR):
+            raise Conflict(
+                f"only a paused map or one in error resumes; {name} is {view.state.value.lower()}"
+            )
         self._alerted.discard(name)
         async with self._control.begin() as conn:
             await self.set_state_in(conn, [name], MapState.RESUMING)
@@ -434,6 +436,11 @@ class DualWriteService:
         environment = self._environment()
         await self.track([views[n].definition for n in starting])
         async with self._control.begin() as conn:
+            failed = [n for n in starting if views[n].state is MapState.ERROR]
+            if failed:  # running again starts over; resuming would replay the queue
+                await conn.execute(
+                    delete(queue).where(queue.c.environment == environment, queue.c.map.in_(failed))
+                )
             if initial_sync and starting:
                 assert self._plan_initial_sync is not None
                 await self.set_state_in(conn, starting, MapState.INITIALIZING, master)
@@ -521,6 +528,16 @@ class DualWriteService:
         if self._linked.source is None:
             raise NotFound("no Dataverse environment is linked to this gateway's F&O environment")
         return self._linked.source.engine
+
+    async def fail(self, names: Sequence[str], message: str) -> None:
+        """Put maps that cannot carry on in the Error state, saying why. Changes queue
+        for them as for a paused map: resuming replays them, running again starts over."""
+        async with self._control.begin() as conn:
+            for name in names:
+                await record(conn, self._environment(), name, "ERROR", message)
+            await self.set_state_in(conn, list(names), MapState.ERROR)
+        log.error("dual-write maps %s are in error: %s", ", ".join(names), message)
+        await self.refresh()
 
     async def note(self, names: list[str], kind: str, message: str) -> None:
         """Add a line to these maps' activity logs."""

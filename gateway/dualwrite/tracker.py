@@ -22,17 +22,21 @@ from gateway.dualwrite.service import DualWriteService, record
 from gateway.feed import Notifier
 from gateway.kernel.change import ChangeKind, TrackedChange
 from gateway.kernel.dualwrite import DualWriteMap, Side, identity
-from gateway.kernel.errors import NotFound
+from gateway.kernel.errors import GatewayError, NotFound
 
 log = logging.getLogger("gateway.dualwrite.tracker")
 BATCH = 1000
 
 
 class ChangeTracker:
-    def __init__(self, dualwrite: DualWriteService, notifier: Notifier, seconds: float) -> None:
+    def __init__(
+        self, dualwrite: DualWriteService, notifier: Notifier, seconds: float, tries: int = 5
+    ) -> None:
         self._dualwrite = dualwrite
         self._notifier = notifier
         self._seconds = seconds
+        self._tries = tries
+        self._failures: dict[str, int] = {}  # by map: failed attempts in a row
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -101,7 +105,25 @@ class ChangeTracker:
             return
         present, gone = await read_by_keys(self._dualwrite.store(side), entity, keys)
         for m in running:
-            await self._carry(m, side, present, gone, len(keys))
+            try:
+                await self._carry(m, side, present, gone, len(keys))
+            except Exception as exc:
+                failures = self._failures[m.name] = self._failures.get(m.name, 0) + 1
+                if failures < self._tries:
+                    raise  # the changes stay logged and are tried again
+                log.exception("live sync of %s keeps failing; the map goes to Error", m.name)
+                message = (
+                    exc.message
+                    if isinstance(exc, GatewayError)
+                    else f"an unexpected {type(exc).__name__} (in the gateway's log)"
+                )
+                await self._dualwrite.fail(
+                    [m.name],
+                    f"syncing rows written directly to {side.label} failed {failures} times; "
+                    f"the last time: {message}",
+                )
+                await self._dualwrite.enqueue([m], side, keys)  # kept for a resume
+            self._failures.pop(m.name, None)
 
     async def _carry(
         self,

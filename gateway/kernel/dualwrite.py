@@ -116,7 +116,7 @@ def map_actions(state: MapState) -> list[MapAction]:
         MapState.NOT_RUNNING: [MapAction.RUN],
         MapState.RUNNING: [MapAction.STOP, MapAction.PAUSE],
         MapState.PAUSED: [MapAction.RESUME, MapAction.STOP],
-        MapState.ERROR: [MapAction.RUN, MapAction.STOP],
+        MapState.ERROR: [MapAction.RESUME, MapAction.RUN, MapAction.STOP],
     }.get(state, [])
 
 

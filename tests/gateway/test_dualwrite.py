@@ -88,7 +88,11 @@ def wait_for(check: Callable[[], Any], timeout: float = 30) -> Any:
 @pytest.fixture
 def linked(control_plane: Callable[..., Gateway]) -> Gateway:
     """A gateway whose F&O environment is linked, with the dual-write application."""
-    gw = control_plane(sync_batch=4, queue_alert=3)  # several batches per legal entity
+    return link(control_plane(sync_batch=4, queue_alert=3))  # several batches per company
+
+
+def link(gw: Gateway) -> Gateway:
+    """Link the gateway's F&O environment and install the dual-write application."""
     env = new_environment(gw)
     assert "errors" not in setup(gw, env, ", template: STANDARD_WITH_DUAL_WRITE")
     wait_until(gw, env, "COMPLETED")
