@@ -116,6 +116,7 @@ CONTACT = table(
     row_id("contactid"),
     text("firstname", 50, "First name"),
     text("lastname", 50, "Last name", required=True),
+    text("msdyn_contactpersonid", 20, "Contact person ID"),
     text("emailaddress1", 100, "Email"),
     EntityField(
         "parentcustomerid", FieldType.STRING, "parentcustomerid", "Company name", length=36
@@ -153,8 +154,16 @@ SALES_ORDER = table(
     EntityField("statecode", FieldType.ENUM, "statecode", "Status", False, enum=STATE),
     relations=(
         company_of(),
+        # customerid is polymorphic: it names an account or a contact
         Relation(
             "customer", "account", Cardinality.ONE, (("customerid", "accountid"),), "Customer"
+        ),
+        Relation(
+            "customer_contact",
+            "contact",
+            Cardinality.ONE,
+            (("customerid", "contactid"),),
+            "Customer (contact)",
         ),
     ),
 )
@@ -165,6 +174,7 @@ ALTERNATE_KEYS: dict[str, tuple[str, ...]] = {
     "cdm_company": ("cdm_companycode",),
     "msdyn_customergroup": ("msdyn_company", "msdyn_groupid"),
     "account": ("msdyn_company", "accountnumber"),
+    "contact": ("msdyn_company", "msdyn_contactpersonid"),
     "product": ("msdyn_company", "productnumber"),
     "salesorder": ("msdyn_company", "ordernumber"),
 }

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datasources.sql.bulk import bulk_insert
-from gateway.kernel.catalog import Cardinality, EntityMetadata
+from gateway.kernel.catalog import Cardinality, EntityMetadata, Relation
 from gateway.kernel.change import Change, ChangeKind, version_field
 from gateway.kernel.errors import BadUserInput, Conflict, NotFound
 
@@ -228,38 +228,61 @@ async def _missing_references(
     changed: set[str] | None = None,
 ) -> dict[int, str]:
     """Rows (by position) naming a to-one target row that does not exist, and why.
-    Only relations through a field in `changed` are checked (all, when None)."""
+    Only relations through a field in `changed` are checked (all, when None). Relations
+    through the same fields are alternatives (a polymorphic lookup): the value must
+    name a row of one of them."""
     problems: dict[int, list[str]] = {}
-    company = entity.company_field
+    alternatives: dict[tuple[str, ...], list[Relation]] = {}
     for relation in entity.relations:
-        target = targets.get(relation.target)
-        if relation.cardinality is not Cardinality.ONE or target is None:
+        mine = tuple(m for m, _ in relation.constraints)
+        if relation.cardinality is not Cardinality.ONE or relation.target not in targets:
             continue
-        pairs = relation.constraints
-        if changed is not None and not changed & {mine for mine, _ in pairs}:
+        if changed is not None and not changed & set(mine):
             continue
-        asked = {
-            i: tuple(r.get(mine) for mine, _ in pairs)
-            for i, r in enumerate(rows)
-            if all(r.get(mine) is not None for mine, _ in pairs)
-        }
-        if not asked:
-            continue
-        table = table_for(target)
-        columns = [table.c[target.field(theirs).column] for _, theirs in pairs]
-        present = await _existing(conn, columns, list(set(asked.values())))
-        for i, values in asked.items():
-            if values in present:
-                continue
-            row = rows[i]
-            named = ", ".join(
-                f"{theirs} {row[mine]!r}" for mine, theirs in pairs if mine != company
-            )
-            where = f" in {str(row[company]).upper()}" if company is not None else ""
-            problems.setdefault(i, []).append(
-                f"{relation.name}: there is no {target.name} with {named}{where}"
-            )
+        alternatives.setdefault(mine, []).append(relation)
+    for relations in alternatives.values():
+        missing: dict[int, list[str]] = {}
+        for relation in relations:
+            found = await _missing_one(conn, table_for, entity, targets, relation, rows)
+            for i, message in found.items():
+                missing.setdefault(i, []).append(message)
+        for i, messages in missing.items():
+            if len(messages) == len(relations):
+                problems.setdefault(i, []).append(" and ".join(messages))
     return {i: "; ".join(p) for i, p in problems.items()}
+
+
+async def _missing_one(
+    conn: AsyncConnection,
+    table_for: TableFor,
+    entity: EntityMetadata,
+    targets: Mapping[str, EntityMetadata],
+    relation: Relation,
+    rows: Sequence[Mapping[str, Any]],
+) -> dict[int, str]:
+    """The rows whose values for this relation name no row of its target."""
+    target = targets[relation.target]
+    pairs = relation.constraints
+    asked = {
+        i: tuple(r.get(mine) for mine, _ in pairs)
+        for i, r in enumerate(rows)
+        if all(r.get(mine) is not None for mine, _ in pairs)
+    }
+    if not asked:
+        return {}
+    table = table_for(target)
+    columns = [table.c[target.field(theirs).column] for _, theirs in pairs]
+    present = await _existing(conn, columns, list(set(asked.values())))
+    company = entity.company_field
+    missing: dict[int, str] = {}
+    for i, values in asked.items():
+        if values in present:
+            continue
+        row = rows[i]
+        named = ", ".join(f"{theirs} {row[mine]!r}" for mine, theirs in pairs if mine != company)
+        where = f" in {str(row[company]).upper()}" if company is not None else ""
+        missing[i] = f"{relation.name}: there is no {target.name} with {named}{where}"
+    return missing
 
 
 async def _read(conn: AsyncConnection, table: Table, entity: EntityMetadata, where: Any) -> Row:

@@ -110,12 +110,20 @@ OUT_OF_THE_BOX_MAPS: tuple[dict[str, Any], ...] = (
             _field(
                 "OrderingCustomerAccountNumber",
                 "customerid",
-                lookup={
-                    "table": "account",
-                    "by": "accountnumber",
-                    "returns": "accountid",
-                    "company": "msdyn_company",
-                },
+                lookup=[  # polymorphic: the customer is an account or a contact
+                    {
+                        "table": "account",
+                        "by": "accountnumber",
+                        "returns": "accountid",
+                        "company": "msdyn_company",
+                    },
+                    {
+                        "table": "contact",
+                        "by": "msdyn_contactpersonid",
+                        "returns": "contactid",
+                        "company": "msdyn_company",
+                    },
+                ],
             ),
             _field("RequestedShippingDate", "requestdeliveryby"),
         ],

@@ -60,7 +60,9 @@ class FieldMapping:
     direction: Direction
     default: Any = None  # used when the source has no value (or there is no source)
     value_map: tuple[tuple[Any, Any], ...] = ()  # (F&O value, Dataverse value)
-    lookup: Lookup | None = None
+    lookups: tuple[Lookup, ...] = ()
+    """The rows the value may name, tried in order; more than one is a polymorphic
+    lookup (a customer that is an account or a contact)."""
 
     def name_on(self, side: Side) -> str:
         return self.fno if side is Side.FNO else self.dataverse
@@ -167,7 +169,7 @@ def parse_map(data: Mapping[str, Any]) -> DualWriteMap:
                     direction=Direction(f.get("direction", "both")),
                     default=f.get("default"),
                     value_map=tuple((a, b) for a, b in f.get("value_map", ())),
-                    lookup=Lookup(**f["lookup"]) if f.get("lookup") else None,
+                    lookups=_lookups(f.get("lookup")),
                 )
                 for f in data["fields"]
             ),
@@ -178,6 +180,21 @@ def parse_map(data: Mapping[str, Any]) -> DualWriteMap:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise BadUserInput(f"the map definition is malformed: {exc}") from None
+
+
+def _lookups(data: Any) -> tuple[Lookup, ...]:
+    """One lookup (an object), or a polymorphic one (a list of them)."""
+    if not data:
+        return ()
+    return tuple(Lookup(**one) for one in (data if isinstance(data, list) else [data]))
+
+
+def _lookups_to_json(lookups: tuple[Lookup, ...]) -> Any:
+    found = [
+        {"table": lk.table, "by": lk.by, "returns": lk.returns, "company": lk.company}
+        for lk in lookups
+    ]
+    return None if not found else found[0] if len(found) == 1 else found
 
 
 def map_to_dict(m: DualWriteMap) -> dict[str, Any]:
@@ -202,14 +219,7 @@ def map_to_dict(m: DualWriteMap) -> dict[str, Any]:
                 "direction": f.direction.value,
                 "default": f.default,
                 "value_map": [list(pair) for pair in f.value_map],
-                "lookup": None
-                if f.lookup is None
-                else {
-                    "table": f.lookup.table,
-                    "by": f.lookup.by,
-                    "returns": f.lookup.returns,
-                    "company": f.lookup.company,
-                },
+                "lookup": _lookups_to_json(f.lookups),
             }
             for f in m.fields
         ],
@@ -256,19 +266,17 @@ def check_map(
             if name and not sides[side].has_field(name):
                 problems.append(Problem("FIELD_MISSING", f"{sides[side].name} has no field {name}"))
     for f in m.fields:
-        lookup = f.lookup
-        if lookup is None:
-            continue
-        table = (tables or {}).get(lookup.table)
-        wanted = [lookup.by, lookup.returns, *([lookup.company] if lookup.company else [])]
-        if table is None or not all(table.has_field(n) for n in wanted):
-            problems.append(
-                Problem(
-                    "LOOKUP_INVALID",
-                    f"{f.fno} = {f.dataverse} looks up {lookup.table}.{lookup.by}, which "
-                    "the Dataverse store does not publish",
+        for lookup in f.lookups:
+            table = (tables or {}).get(lookup.table)
+            wanted = [lookup.by, lookup.returns, *([lookup.company] if lookup.company else [])]
+            if table is None or not all(table.has_field(n) for n in wanted):
+                problems.append(
+                    Problem(
+                        "LOOKUP_INVALID",
+                        f"{f.fno} = {f.dataverse} looks up {lookup.table}.{lookup.by}, which "
+                        "the Dataverse store does not publish",
+                    )
                 )
-            )
     if problems:
         return problems
     used = [side for side in Side if any(f.direction.reaches(side) for f in m.fields)]
@@ -334,7 +342,7 @@ def check_map(
 
 
 def _compatible(source: EntityField, target: EntityField, mapping: FieldMapping) -> bool:
-    if mapping.value_map or mapping.lookup is not None:
+    if mapping.value_map or mapping.lookups:
         return True
     if source.type is target.type:
         if source.type is FieldType.ENUM:

@@ -186,6 +186,48 @@ def test_lookups_name_the_row_on_the_other_side(linked: Gateway) -> None:
     )["salesorders"]["nodes"]
     assert live == [{"customerid": order["customerid"]}]
 
+    # polymorphic: a person customer is a contact in Dataverse, and the order names it
+    gw.data(
+        CUSTOMER,
+        {"input": customer("DW-PC1", dataAreaId=company, partyType="Person")},
+        token=writer,
+    )
+    contact = gw.data(
+        'mutation($c: String!) { createContact(input: {contactid: "c-1", lastname: "Ray", '
+        'msdyn_contactpersonid: "DW-PC1", msdyn_company: $c}) { contactid } }',
+        {"c": company},
+        token=writer,
+    )["createContact"]
+    gw.data(create, {"n": "SO-LIVE-2", "c": company, "a": "DW-PC1"}, token=writer)
+    by_contact = gw.data(
+        '{ salesorders(where: {ordernumber: {eq: "SO-LIVE-2"}}) { nodes { salesorderid '
+        "customerid customer_contact { lastname } } } }"
+    )["salesorders"]["nodes"]
+    assert by_contact[0]["customerid"] == contact["contactid"]
+    assert by_contact[0]["customer_contact"] == {"lastname": "Ray"}
+    # and back: an order changed in Dataverse names the person customer in F&O
+    gw.data(
+        "mutation($id: String!) { updateSalesorder(salesorderid: $id, "
+        'input: {name: "Renamed"}) { name } }',
+        {"id": by_contact[0]["salesorderid"]},
+        token=writer,
+    )
+    back = gw.data(
+        "query($c: String!) { salesOrderHeaderV2(dataAreaId: $c, salesOrderNumber: "
+        '"SO-LIVE-2") { salesOrderName orderingCustomerAccountNumber } }',
+        {"c": company},
+    )["salesOrderHeaderV2"]
+    assert back == {"salesOrderName": "Renamed", "orderingCustomerAccountNumber": "DW-PC1"}
+    # a customer that is neither an account nor a contact: refused, both tables named
+    gw.data(
+        CUSTOMER,
+        {"input": customer("DW-PC2", dataAreaId=company, partyType="Person")},
+        token=writer,
+    )
+    refused = gw.error(create, {"n": "SO-LIVE-3", "c": company, "a": "DW-PC2"}, token=writer)
+    assert "there is no account with accountnumber 'DW-PC2'" in refused["message"]
+    assert "and no contact with msdyn_contactpersonid 'DW-PC2'" in refused["message"]
+
 
 def test_the_seed_scenarios_both_ways(linked: Gateway) -> None:
     gw = linked
