@@ -101,7 +101,10 @@ async def measure(backend: str, pg: str, scale: float, writes: int) -> dict[str,
         await wait(installed)
 
         async def state(name: str) -> MapState:
-            return (await dualwrite.map(name)).state
+            view = await dualwrite.map(name)
+            if view.state is MapState.ERROR:
+                raise RuntimeError(f"{name} is in error: {view.activity[0].message}")
+            return view.state
 
         # the maps customers depend on first, then customers alone: timed
         await dualwrite.run("Customer groups (msdyn_customergroups)", Master.FNO, True)

@@ -136,18 +136,15 @@ class WritePipeline:
         if not passes(m, side, entity, row):
             return
         carrier = Carrier(m, side, entity, target_entity)
-        full = carrier.carry(row)
         company = row.get(entity.company_field) if entity.company_field else None
-        await lookups.resolve(m, target, full, company)
-        key = key_on(m, target, full)
-        if change.kind is ChangeKind.DELETE:
-            derived = Change(target_entity.name, ChangeKind.DELETE, key, origin="dual-write")
-            with suppress(NotFound):  # not there: nothing to delete
-                await there.apply(target_entity, entities, derived, {}, read_back=False)
-            return
         if change.kind is ChangeKind.UPDATE:
-            changed = carrier.carry(row, set(change.values))
-            values = {k: full[k] for k in changed if k not in key}  # lookups resolved
+            # only what changed travels (and the key that finds the row): the lookups
+            # of unchanged fields are not read again
+            origins = {fno if side is Side.FNO else dv for fno, dv in m.key}
+            partial = carrier.carry(row, set(change.values) | origins)
+            await lookups.resolve(m, target, partial, company)
+            key = key_on(m, target, partial)
+            values = {k: v for k, v in partial.items() if k not in key}
             if not values:
                 return  # no mapped field changed
             derived = Change(
@@ -160,6 +157,14 @@ class WritePipeline:
                 return
             except NotFound:
                 pass  # not on the other side yet: it is created there
+        full = carrier.carry(row)
+        await lookups.resolve(m, target, full, company)
+        key = key_on(m, target, full)
+        if change.kind is ChangeKind.DELETE:
+            derived = Change(target_entity.name, ChangeKind.DELETE, key, origin="dual-write")
+            with suppress(NotFound):  # not there: nothing to delete
+                await there.apply(target_entity, entities, derived, {}, read_back=False)
+            return
         values = {k: v for k, v in full.items() if k not in key}
         if await there.find(target_entity, key) is not None:
             derived = Change(

@@ -17,14 +17,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 async def bulk_insert(
-    conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]
+    conn: AsyncConnection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    names: Mapping[str, str] | None = None,
 ) -> int:
+    """Insert the rows, keyed by column, or by the names `names` gives each column."""
     if not rows:
         return 0
     dialect = conn.dialect
     given = set(rows[0])
-    columns = [c.key for c in table.columns if c.key in given]  # the compiled INSERT's order
-    pick = itemgetter(*columns)
+    named = names or {c.key: c.key for c in table.columns}
+    # the compiled INSERT's order
+    columns = [c.key for c in table.columns if named.get(c.key) in given]
+    pick = itemgetter(*(named[c] for c in columns))
     converted: list[tuple[Any, ...]] = [
         (pick(row),) if len(columns) == 1 else pick(row) for row in rows
     ]

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, Table, select
+from sqlalchemy import Select, Table, event, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -43,6 +43,8 @@ class SqlDataSource:
         self.statements = Statements(self.table, engine.dialect.name)
         self.json = JsonStatements(self.statements) if engine.dialect.name == "postgresql" else None
         self._tracking: bool | None = None  # whether writes must carry the gateway's mark
+        if engine.dialect.name == "postgresql":
+            event.listen(engine.sync_engine, "checkout", tracking.mark_session)
 
     def table(self, entity: EntityMetadata) -> Table:
         cached = self._tables.get(entity.name)

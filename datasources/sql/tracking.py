@@ -4,11 +4,12 @@ Triggers on each tracked table append every inserted, updated or deleted row's k
 (and, for updates and deletes, the row as it was) to the store's change log, inside
 the writer's own transaction: a change is logged if and only if it committed.
 
-The gateway's own write transactions carry a mark the triggers see, and are not
-logged: what sync applies to a store never comes back from it as a change to sync.
-On PostgreSQL the mark is a transaction-local setting; SQLite has none, so it is a
-row in a table that exists only inside the gateway's transaction (inserted first,
-deleted before commit, so no other connection ever sees it).
+The gateway's own writes carry a mark the triggers see, and are not logged: what
+sync applies to a store never comes back from it as a change to sync. On PostgreSQL
+the mark is a setting of each of the gateway's sessions, made when it connects (no
+cost per write); SQLite has no such settings, so there it is a row in a table that
+exists only inside the gateway's write transaction (inserted first, deleted before
+commit, so no other connection ever sees it).
 
 PostgreSQL triggers are per statement over transition tables: a bulk write (a COPY
 of a million rows) costs one trigger call, not one per row.
@@ -67,11 +68,21 @@ async def is_tracking(conn: AsyncConnection) -> bool:
     return await conn.run_sync(has)
 
 
+def mark_session(dbapi_connection: Any, record: Any, _proxy: Any = None) -> None:
+    """PostgreSQL: mark a session as the gateway's, once (an engine's checkout hook:
+    sessions opened before the hook was set are marked too)."""
+    if record.info.get(SETTING):
+        return
+    record.info[SETTING] = True
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"SET {SETTING} = 'on'")
+    cursor.close()
+    dbapi_connection.commit()  # the driver opened a transaction: a rollback would undo it
+
+
 async def mark(conn: AsyncConnection) -> None:
-    """Mark the open transaction as the gateway's: the triggers leave its writes alone."""
-    if conn.dialect.name == "postgresql":
-        await conn.exec_driver_sql(f"SELECT set_config('{SETTING}', 'on', true)")
-    else:
+    """SQLite: mark the open transaction as the gateway's."""
+    if conn.dialect.name != "postgresql":
         await conn.exec_driver_sql(f'INSERT INTO "{writer.name}" (mark) VALUES (1)')  # noqa: S608
 
 

@@ -9,6 +9,7 @@ retrying the log copies only those rows again. No row limit.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Callable, Mapping
@@ -31,7 +32,7 @@ from gateway.dualwrite.service import DualWriteService, record
 from gateway.dualwrite.tables import progress, sync_error
 from gateway.feed import Notifier
 from gateway.kernel.catalog import EntityMetadata
-from gateway.kernel.change import Change, ChangeKind, validate
+from gateway.kernel.change import CreateCheck
 from gateway.kernel.dualwrite import (
     Carrier,
     DualWriteMap,
@@ -43,7 +44,7 @@ from gateway.kernel.dualwrite import (
 )
 from gateway.kernel.errors import GatewayError
 from gateway.kernel.json import dumps, loads, plain
-from gateway.kernel.plan import And, Compare, Op, OrderTerm, PageRequest, QueryPlan
+from gateway.kernel.plan import And, Compare, Connection, Op, OrderTerm, PageRequest, QueryPlan
 
 JOB_KIND = "initial-sync"
 BATCH = 5000
@@ -71,6 +72,7 @@ class InitialSync:
         self._notifier = notifier
         self._wake = wake
         self._batch = batch
+        self._ahead: tuple[tuple[Any, ...], asyncio.Task[Connection]] | None = None
 
     async def plan(
         self,
@@ -206,8 +208,8 @@ class InitialSync:
         if company and source is Side.DATAVERSE:
             fno_company = targets[m.fno_entity].company_field
             company_column = next(dv for fno, dv in m.key if fno == fno_company)
-        plan = self._plan(entity, company, company_column, after)
-        page = await self._dualwrite.store(source).fetch(plan)
+        store = self._dualwrite.store(source)
+        page = await self._page(m, source, store, entity, company, company_column, after)
         written, failed = await copy_rows(
             self._dualwrite, m, source, entity, goal, targets, page.rows
         )
@@ -253,6 +255,33 @@ class InitialSync:
                 await log_refused(conn, environment, name, company, side, items)
         self._notifier.notify()
         return copied
+
+    async def _page(
+        self,
+        m: DualWriteMap,
+        source: Side,
+        store: DataSource,
+        entity: EntityMetadata,
+        company: str,
+        company_column: str | None,
+        after: list[Any] | None,
+    ) -> Connection:
+        """The batch after `after`, and the one after it read meanwhile: the source
+        store reads the next batch while the target store writes this one."""
+        ahead, self._ahead = self._ahead, None
+        wanted = (m.name, source, company, repr(after))
+        if ahead is not None and ahead[0] == wanted:
+            page = await ahead[1]
+        else:
+            if ahead is not None:
+                ahead[1].cancel()
+            page = await store.fetch(self._plan(entity, company, company_column, after))
+        if page.has_next and page.rows:
+            last = plain([page.rows[-1][f.name] for f in entity.key])
+            plan = self._plan(entity, company, company_column, last)
+            wanted = (m.name, source, company, repr(last))
+            self._ahead = (wanted, asyncio.create_task(store.fetch(plan)))
+        return page
 
     def _plan(
         self,
@@ -323,6 +352,7 @@ async def copy_rows(
     keys: list[dict[str, Any]] = []
     failed: list[tuple[dict[str, Any], str]] = []
     carrier = Carrier(m, source, entity, goal)
+    check: CreateCheck | None = None
     refused: dict[int, str] = {}
     async with AsyncExitStack() as stack:
         unit = await stack.enter_async_context(dualwrite.store(target).unit())
@@ -344,10 +374,9 @@ async def copy_rows(
                 if reader is not None:
                     company = row.get(entity.company_field) if entity.company_field else None
                     await lookups.resolve(m, target, values, company, reader, tables, cache)
-                validate(
-                    goal,
-                    Change(goal.name, ChangeKind.CREATE, {**key, **row_ids(goal, key)}, values),
-                )
+                if check is None:  # every row carries the same fields
+                    check = CreateCheck(goal, list(values), [*row_ids(goal, key)])
+                check(values)
             except GatewayError as exc:
                 failed.append((_key(entity, row), exc.message))
                 continue

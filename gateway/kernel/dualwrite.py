@@ -6,7 +6,7 @@ Pure: the dual-write service stores maps and runs them; this decides.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -381,14 +381,15 @@ class Carrier:
         target_entity: EntityMetadata,
     ) -> None:
         target = source.other
-        self._fields: list[tuple[str, str, FieldMapping, EntityField, EntityField | None]] = []
+        self._fields: list[tuple[str, str, Callable[[Any], Any]]] = []
         for mapping in m.fields:
             name = mapping.name_on(target)
             if not name or not mapping.direction.reaches(target):
                 continue
             origin = mapping.name_on(source)
             spec = source_entity.field(origin) if origin else None
-            self._fields.append((name, origin, mapping, target_entity.field(name), spec))
+            convert = _converter(mapping, source, spec, target_entity.field(name))
+            self._fields.append((name, origin, convert))
         self._source = source
         fno_entity = source_entity if source is Side.FNO else target_entity
         self._company = next(
@@ -405,18 +406,10 @@ class Carrier:
         """The target side's values for a source row (only the fields that changed, when
         `changed` names them; defaults fill what has no value)."""
         values: dict[str, Any] = {}
-        for name, origin, mapping, target_spec, source_spec in self._fields:
+        for name, origin, convert in self._fields:
             if changed is not None and (not origin or origin not in changed):
                 continue
-            value = row.get(origin) if origin else None
-            enum = source_spec.enum if source_spec is not None else None
-            if enum is not None and isinstance(value, int):
-                value = enum.symbol_of(value)  # enums travel by symbol
-            if mapping.value_map:
-                value = _translate(mapping, self._source, value)
-            if value is None:
-                value = mapping.default
-            values[name] = _to_target(target_spec, value)
+            values[name] = convert(row.get(origin) if origin else None)
         company = self._company
         if company is not None and isinstance(values.get(company), str):
             # F&O keeps company codes in lower case; Dataverse shows them as written
@@ -449,21 +442,44 @@ def identity(maps: list[DualWriteMap], side: Side, row: Mapping[str, Any]) -> di
     return {n: row[n] for n in names if n in row}
 
 
-def _translate(mapping: FieldMapping, source: Side, value: Any) -> Any:
-    for fno_value, dv_value in mapping.value_map:
-        if value == (fno_value if source is Side.FNO else dv_value):
-            return dv_value if source is Side.FNO else fno_value
-    return value
+def _converter(
+    mapping: FieldMapping, source: Side, source_spec: EntityField | None, target_spec: EntityField
+) -> Callable[[Any], Any]:
+    """One field's way across, decided once: enums travel by symbol, then the value map,
+    the default for no value, and the target's type."""
+    enum = source_spec.enum if source_spec is not None else None
+    symbols = {m.value: m.symbol for m in enum.members} if enum is not None else None
+    translated: dict[Any, Any] | None = None
+    if mapping.value_map:
+        translated = {}
+        for fno_value, dv_value in mapping.value_map:  # the first pair for a value wins
+            if source is Side.FNO:
+                translated.setdefault(fno_value, dv_value)
+            else:
+                translated.setdefault(dv_value, fno_value)
+    default = mapping.default
+    to_target = _to_target_of(target_spec)
+
+    def convert(value: Any) -> Any:
+        if symbols is not None and isinstance(value, int):
+            value = symbols.get(value, value)
+        if translated is not None:
+            value = translated.get(value, value)
+        if value is None:
+            value = default
+        return to_target(value)
+
+    return convert
 
 
-def _to_target(spec: EntityField, value: Any) -> Any:
-    if value is None:
-        return None
+def _to_target_of(spec: EntityField) -> Callable[[Any], Any]:
     if spec.enum is not None:
-        symbols = {m.symbol: m.value for m in spec.enum.members}
-        return symbols.get(str(value), value)
-    if spec.type is FieldType.REAL and not isinstance(value, Decimal):
-        return Decimal(str(value))
-    if spec.type is FieldType.STRING and not isinstance(value, str):
-        return str(value)
-    return value
+        numbers = {m.symbol: m.value for m in spec.enum.members}
+        return lambda value: None if value is None else numbers.get(str(value), value)
+    if spec.type is FieldType.REAL:
+        return lambda value: (
+            value if value is None or isinstance(value, Decimal) else Decimal(str(value))
+        )
+    if spec.type is FieldType.STRING:
+        return lambda value: value if value is None or isinstance(value, str) else str(value)
+    return lambda value: value
