@@ -49,7 +49,7 @@ async def wait(check: Any, limit: float = 3600) -> None:
     while not await check():
         if time.monotonic() > deadline:
             raise TimeoutError("the job did not finish")
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.02)
 
 
 async def measure(backend: str, pg: str, scale: float, writes: int) -> dict[str, float]:

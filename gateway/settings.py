@@ -60,7 +60,7 @@ class Settings(BaseSettings):
         gt=0,
         description="How often dual-write looks for rows other clients wrote into a store.",
     )
-    sync_batch: int = Field(5000, ge=1, description="Rows an initial-sync batch copies.")
+    sync_batch: int = Field(10_000, ge=1, description="Rows an initial-sync batch copies.")
     queue_alert: int = Field(
         100_000,
         ge=1,

@@ -8,9 +8,10 @@ that exist, as F&O's own validation insists.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, insert, select, update
+from sqlalchemy import Table, and_, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -60,12 +61,15 @@ class WriteUnit:
         table = self._table_for(entity)
         version = version_field(entity)
         columns = [table.c[entity.field(k).column] for k in key]
-        wanted = [(i, r) for i, r in enumerate(rows) if i not in refused]
-        found = await _existing(self._conn, columns, [tuple(r[k] for k in key) for _, r in wanted])
+        pick = itemgetter(*key)
+        wanted = [(r, pick(r)) for i, r in enumerate(rows) if i not in refused]
+        if len(key) == 1:  # itemgetter of one name gives the value, not a tuple
+            wanted = [(r, (k,)) for r, k in wanted]
+        found = await _existing(self._conn, columns, [k for _, k in wanted])
         fresh: list[Mapping[str, Any]] = []
         known: list[Mapping[str, Any]] = []
-        for _, row in wanted:
-            (known if tuple(row[k] for k in key) in found else fresh).append(row)
+        for row, row_key in wanted:
+            (known if row_key in found else fresh).append(row)
         if fresh:
             stored = [{**new_row(), **r} for r in fresh]
             if version is not None:
@@ -73,12 +77,7 @@ class WriteUnit:
                     r[version] = 1
             await bulk_insert(self._conn, table, stored, {f.column: f.name for f in entity.fields})
             if self._conn.dialect.name == "postgresql" and len(fresh) >= ANALYZE_AFTER:
-                # a table filling fast outruns autovacuum: without fresh statistics the
-                # planner scans it to find the next batch's keys instead of using the index
-                # of the key columns, from a small sample: it only has to show the size
-                await self._conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")
-                keys = ", ".join(f'"{c.name}"' for c in columns)
-                await self._conn.exec_driver_sql(f'ANALYZE "{table.name}" ({keys})')
+                await _analyze_if_unknown(self._conn, table, columns)
         for row in known:
             where = and_(*(c == row[k] for c, k in zip(columns, key, strict=True)))
             values: dict[str, Any] = {
@@ -96,6 +95,22 @@ class WriteUnit:
         where = and_(*(table.c[entity.field(k).column] == v for k, v in key.items()))
         found = (await self._conn.execute(select(table).where(where).limit(1))).first()
         return _row(entity, found._mapping) if found is not None else None
+
+
+async def _analyze_if_unknown(conn: AsyncConnection, table: Table, keys: Sequence[Any]) -> None:
+    """A table filling fast from empty outruns autovacuum: with no statistics the planner
+    scans it to find the next batch's keys instead of using the index. Once it has any,
+    the planner scales them with the table's size, so this runs while the table is small,
+    on the key columns and from a small sample: they only have to show its size."""
+    known = await conn.scalar(
+        text("SELECT reltuples FROM pg_class WHERE oid = CAST(:name AS regclass)"),
+        {"name": f'"{table.name}"'},
+    )
+    if known is not None and known >= ANALYZE_AFTER:
+        return
+    await conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")
+    columns = ", ".join(f'"{c.name}"' for c in keys)
+    await conn.exec_driver_sql(f'ANALYZE "{table.name}" ({columns})')
 
 
 async def apply_change(

@@ -39,8 +39,8 @@ from gateway.kernel.dualwrite import (
     MapState,
     Master,
     Side,
+    in_scope,
     key_on,
-    passes,
 )
 from gateway.kernel.errors import GatewayError
 from gateway.kernel.json import dumps, loads, plain
@@ -171,6 +171,7 @@ class InitialSync:
                 await self._dualwrite.set_state_in(conn, [row.map], MapState.RUNNING)
         if not more:
             await self._dualwrite.refresh()
+            await self._read_next(environment, run)
         if failed:
             await self._dualwrite.check_alerts(row.map)
         self._notifier.notify()
@@ -200,15 +201,9 @@ class InitialSync:
         self, m: DualWriteMap, source: Side, company: str, after: list[Any] | None
     ) -> tuple[int, list[tuple[dict[str, Any], str]], list[Any] | None, bool]:
         target = source.other
-        sources = await self._dualwrite.entities(source)
         targets = await self._dualwrite.entities(target)
-        entity = sources[m.entity_on(source)]
         goal = targets[m.entity_on(target)]
-        company_column = None
-        if company and source is Side.DATAVERSE:
-            fno_company = targets[m.fno_entity].company_field
-            company_column = next(dv for fno, dv in m.key if fno == fno_company)
-        store = self._dualwrite.store(source)
+        store, entity, company_column = await self._source(m, source, company)
         page = await self._page(m, source, store, entity, company, company_column, after)
         written, failed = await copy_rows(
             self._dualwrite, m, source, entity, goal, targets, page.rows
@@ -256,6 +251,17 @@ class InitialSync:
         self._notifier.notify()
         return copied
 
+    async def _source(
+        self, m: DualWriteMap, source: Side, company: str
+    ) -> tuple[DataSource, EntityMetadata, str | None]:
+        """The store a copy reads, its entity, and the column holding the company."""
+        entity = (await self._dualwrite.entities(source))[m.entity_on(source)]
+        company_column = None
+        if company and source is Side.DATAVERSE:
+            fno_company = (await self._dualwrite.entities(Side.FNO))[m.fno_entity].company_field
+            company_column = next(dv for fno, dv in m.key if fno == fno_company)
+        return self._dualwrite.store(source), entity, company_column
+
     async def _page(
         self,
         m: DualWriteMap,
@@ -266,11 +272,10 @@ class InitialSync:
         company_column: str | None,
         after: list[Any] | None,
     ) -> Connection:
-        """The batch after `after`, and the one after it read meanwhile: the source
-        store reads the next batch while the target store writes this one."""
+        """The batch after `after` (read ahead, when it could be), and the next one read
+        meanwhile: the source store reads while the target store writes."""
         ahead, self._ahead = self._ahead, None
-        wanted = (m.name, source, company, repr(after))
-        if ahead is not None and ahead[0] == wanted:
+        if ahead is not None and ahead[0] == (m.name, source, company, repr(after)):
             page = await ahead[1]
         else:
             if ahead is not None:
@@ -278,10 +283,42 @@ class InitialSync:
             page = await store.fetch(self._plan(entity, company, company_column, after))
         if page.has_next and page.rows:
             last = plain([page.rows[-1][f.name] for f in entity.key])
-            plan = self._plan(entity, company, company_column, last)
-            wanted = (m.name, source, company, repr(last))
-            self._ahead = (wanted, asyncio.create_task(store.fetch(plan)))
+            self._read_ahead(m, source, store, entity, company, company_column, last)
         return page
+
+    def _read_ahead(
+        self,
+        m: DualWriteMap,
+        source: Side,
+        store: DataSource,
+        entity: EntityMetadata,
+        company: str,
+        company_column: str | None,
+        after: list[Any] | None,
+    ) -> None:
+        plan = self._plan(entity, company, company_column, after)
+        wanted = (m.name, source, company, repr(after))
+        self._ahead = (wanted, asyncio.create_task(store.fetch(plan)))
+
+    async def _read_next(self, environment: str, run: str) -> None:
+        """A company (or map) is done: read the first batch of the next one ahead."""
+        async with self._control.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(progress)
+                    .where(progress.c.environment == environment, progress.c.run == run)
+                    .where(progress.c.done.is_(False))
+                    .order_by(progress.c.position, progress.c.company)
+                    .limit(1)
+                )
+            ).first()
+        if row is None:
+            return
+        m = await self._dualwrite.definition(row.map)
+        source = Side(row.source)
+        store, entity, company_column = await self._source(m, source, row.company)
+        after = loads(row.after) if row.after else None
+        self._read_ahead(m, source, store, entity, row.company, company_column, after)
 
     def _plan(
         self,
@@ -352,6 +389,7 @@ async def copy_rows(
     keys: list[dict[str, Any]] = []
     failed: list[tuple[dict[str, Any], str]] = []
     carrier = Carrier(m, source, entity, goal)
+    keep = in_scope(m, source, entity)
     check: CreateCheck | None = None
     refused: dict[int, str] = {}
     async with AsyncExitStack() as stack:
@@ -366,7 +404,7 @@ async def copy_rows(
         tables = await dualwrite.entities(Side.DATAVERSE)
         cache: dict[tuple[Any, ...], Any] = {}
         for row in found:
-            if not passes(m, source, entity, row):
+            if not keep(row):
                 continue
             values = carrier.carry(row)
             key = key_on(m, target, values)

@@ -359,14 +359,41 @@ def _compatible(source: EntityField, target: EntityField, mapping: FieldMapping)
 
 def passes(m: DualWriteMap, side: Side, entity: EntityMetadata, row: Mapping[str, Any]) -> bool:
     """Whether a row of `side` is in scope of the map's filter there."""
+    return in_scope(m, side, entity)(row)
+
+
+def in_scope(
+    m: DualWriteMap, side: Side, entity: EntityMetadata
+) -> Callable[[Mapping[str, Any]], bool]:
+    """The map's filter on `side`, decided once for many rows: each condition compares
+    the stored value (an enum's number) with what it names."""
+    tests: list[tuple[str, frozenset[Any], bool]] = []
     for condition in m.filter_on(side):
-        value = row.get(condition.field)
         spec = entity.field(condition.field)
-        if spec.enum is not None and isinstance(value, int):
-            value = spec.enum.symbol_of(value)
-        if (str(value) == condition.value) != condition.equal:
-            return False
-    return True
+        named: set[Any] = {condition.value}
+        if spec.enum is not None:
+            named |= {e.value for e in spec.enum.members if e.symbol == condition.value}
+        elif spec.type in NUMBERS:
+            named |= set(_numbers(condition.value))
+        tests.append((condition.field, frozenset(named), condition.equal))
+    if not tests:
+        return lambda row: True
+
+    def check(row: Mapping[str, Any]) -> bool:
+        for name, named, equal in tests:
+            value = row.get(name)
+            if (value in named or str(value) in named) != equal:
+                return False
+        return True
+
+    return check
+
+
+def _numbers(text: str) -> list[Any]:
+    try:
+        return [int(text), Decimal(text)]
+    except (ValueError, ArithmeticError):
+        return []
 
 
 class Carrier:
