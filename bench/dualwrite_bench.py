@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import shutil
 import sys
 import tempfile
@@ -83,6 +84,7 @@ async def measure(backend: str, pg: str, scale: float, writes: int) -> dict[str,
         log_level="warning",
     )
     runtime = await Runtime.open(settings)
+    gc.freeze()  # as `fno-gateway serve` does once started
     services = runtime.services
     try:
         integrations, dualwrite = services.integrations, services.dualwrite
@@ -101,10 +103,11 @@ async def measure(backend: str, pg: str, scale: float, writes: int) -> dict[str,
         await wait(installed)
 
         async def state(name: str) -> MapState:
-            view = await dualwrite.map(name)
-            if view.state is MapState.ERROR:
-                raise RuntimeError(f"{name} is in error: {view.activity[0].message}")
-            return view.state
+            found = await dualwrite.state(name)
+            if found is MapState.ERROR:
+                reason = (await dualwrite.map(name)).activity[0].message
+                raise RuntimeError(f"{name} is in error: {reason}")
+            return found
 
         # the maps customers depend on first, then customers alone: timed
         await dualwrite.run("Customer groups (msdyn_customergroups)", Master.FNO, True)

@@ -402,6 +402,16 @@ class DualWriteService:
         async with self._linked_engine().connect() as conn:
             return [parse_map(d) for d in await dataverse_store.map_definitions(conn)]
 
+    async def state(self, name: str) -> MapState:
+        """A map's state alone: cheap enough to poll."""
+        async with self._control.connect() as conn:
+            found = await conn.scalar(
+                select(map_state.c.state).where(
+                    map_state.c.environment == self._environment(), map_state.c.name == name
+                )
+            )
+        return MapState(found) if found else MapState.NOT_RUNNING
+
     async def definition(self, name: str) -> DualWriteMap:
         """One map's definition, without its state, logs and checks."""
         found = next((m for m in await self._definitions() if m.name == name), None)

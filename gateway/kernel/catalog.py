@@ -113,7 +113,7 @@ class EntityMetadata:
     def company_scoped(self) -> bool:
         return self.company_field is not None
 
-    @property
+    @cached_property
     def key(self) -> tuple[EntityField, ...]:
         return tuple(f for f in self.fields if f.is_key)
 
