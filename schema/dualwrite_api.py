@@ -48,6 +48,7 @@ class InitialSyncProgress:
 
 @strawberry.type(description="A row the other side refused, with its message.")
 class DualWriteError:
+    id: strawberry.ID = strawberry.field(description="Give it to retryDualWriteErrors.")
     company: str
     source: str = strawberry.field(description="The side the row was read from.")
     key: JSON
@@ -58,7 +59,10 @@ class DualWriteError:
 @strawberry.type(description="A line of a map's activity log.")
 class DualWriteActivity:
     at: dt.datetime
-    kind: str = strawberry.field(description="STATE, INITIAL_SYNC, CATCH_UP or REFUSED.")
+    kind: str = strawberry.field(
+        description="STATE, INITIAL_SYNC, CATCH_UP, TRACKED (rows written directly to a "
+        "store), REFUSED, ALERT or ERROR."
+    )
     message: str
 
 
@@ -130,6 +134,7 @@ class DualWriteMap:
             ],
             errors=[
                 DualWriteError(
+                    id=strawberry.ID(str(e.id)),
                     company=e.company.upper(),
                     source=e.source.value,
                     key=cast(JSON, e.key),
@@ -212,15 +217,24 @@ async def resume_dual_write_map(info: strawberry.Info, name: str) -> DualWriteMa
 
 @strawberry.mutation(
     name="retryDualWriteErrors",
-    description="Copy again only the rows in the map's error log; those that fail again "
-    "stay there with their new message.",
+    description="Copy again the rows in the map's error log (all, or those `ids` names); "
+    "those that fail again stay there with their new message.",
 )
-async def retry_dual_write_errors(info: strawberry.Info, name: str) -> DualWriteMap:
+async def retry_dual_write_errors(
+    info: strawberry.Info, name: str, ids: list[strawberry.ID] | None = None
+) -> DualWriteMap:
     context: RequestContext = info.context
     context.require(Role.ADMIN)
     services = context.control
     view = await services.dualwrite.map(name)
-    await services.initial_sync.retry(services.dualwrite.environment, view.definition.name)
+    chosen = None
+    if ids is not None:
+        try:
+            chosen = [int(i) for i in ids]
+        except ValueError:
+            raise BadUserInput("ids are the id fields of the map's errors") from None
+    environment = services.dualwrite.environment
+    await services.initial_sync.retry(environment, view.definition.name, chosen)
     return DualWriteMap.of(await services.dualwrite.map(name))
 
 

@@ -212,18 +212,18 @@ class InitialSync:
         position = [last[f.name] for f in entity.key] if last is not None else after
         return written, failed, plain(position), page.has_next
 
-    async def retry(self, environment: str, name: str) -> int:
-        """Copy again only the rows the log holds for this map; those that still fail
-        stay in the log with their new message. Returns the rows copied."""
+    async def retry(self, environment: str, name: str, ids: list[int] | None = None) -> int:
+        """Copy again only the rows the log holds for this map (all, or those with these
+        ids); those that still fail stay in the log with their new message. Returns the
+        rows copied."""
         m = await self._dualwrite.definition(name)
+        chosen = select(sync_error).where(
+            sync_error.c.environment == environment, sync_error.c.map == name
+        )
+        if ids is not None:
+            chosen = chosen.where(sync_error.c.id.in_(ids))
         async with self._control.connect() as conn:
-            logged = (
-                await conn.execute(
-                    select(sync_error).where(
-                        sync_error.c.environment == environment, sync_error.c.map == name
-                    )
-                )
-            ).all()
+            logged = (await conn.execute(chosen)).all()
         copied = 0
         still: list[tuple[str, Side, list[tuple[dict[str, Any], str]]]] = []
         for side in Side:

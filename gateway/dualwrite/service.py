@@ -84,6 +84,7 @@ class SyncProgress:
 
 @dataclass(frozen=True)
 class SyncError:
+    id: int
     company: str
     source: Side
     key: dict[str, Any]
@@ -381,7 +382,7 @@ class DualWriteService:
                         if c.map == m.name
                     ],
                     errors=[
-                        SyncError(e.company, Side(e.source), loads(e.key), e.message, e.at)
+                        SyncError(e.id, e.company, Side(e.source), loads(e.key), e.message, e.at)
                         for e in errors
                         if e.map == m.name
                     ][:ERRORS_SHOWN],

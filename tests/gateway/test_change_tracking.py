@@ -122,11 +122,42 @@ def test_direct_writes_queue_while_paused_and_refusals_are_logged(linked: Gatewa
         params={"id": str(uuid.uuid4()), "account": "DW-Q3", "group": "NOPE"},
     )
 
-    def errors() -> list[dict[str, str]]:
-        maps = gw.data("{ dualWriteMaps { name errors { key message } } }")["dualWriteMaps"]
-        found: list[dict[str, str]] = next(m for m in maps if m["name"] == CUSTOMERS)["errors"]
-        return found
+    run_sql(
+        dataverse,
+        INSERT_ACCOUNT,
+        params={"id": str(uuid.uuid4()), "account": "DW-Q4", "group": "NOPE2"},
+    )
+
+    def errors() -> dict[str, dict[str, str]]:
+        maps = gw.data("{ dualWriteMaps { name errors { id key message } } }")["dualWriteMaps"]
+        found = next(m for m in maps if m["name"] == CUSTOMERS)["errors"]
+        return {e["key"]["accountid"]: e for e in found} if len(found) == 2 else {}
 
     logged = wait_for(errors)
-    assert "CustomerGroup" in logged[0]["message"] and "NOPE" in logged[0]["message"]
+    by_account = {
+        a["accountnumber"]: a["accountid"]
+        for number in ("DW-Q3", "DW-Q4")
+        for a in gw.data(
+            "query($a: String!) { accounts(where: {accountnumber: {eq: $a}}) "
+            "{ nodes { accountid accountnumber } } }",
+            {"a": number},
+        )["accounts"]["nodes"]
+    }
+    refused = logged[by_account["DW-Q3"]]
+    assert "CustomerGroup" in refused["message"] and "NOPE" in refused["message"]
     assert credit_limit(gw, "DW-Q3") is None
+
+    # the group is made in F&O (and carried to Dataverse); one error is retried alone
+    gw.data(
+        'mutation { createCustomerGroup(input: {dataAreaId: "USMF", customerGroupId: "NOPE", '
+        "isSalesTaxIncludedInPrice: No}) { customerGroupId } }",
+        token=writer,
+    )
+    retried = gw.data(
+        "mutation($n: String!, $ids: [ID!]) { retryDualWriteErrors(name: $n, ids: $ids) "
+        "{ errors { key } } }",
+        {"n": CUSTOMERS, "ids": [refused["id"]]},
+        token=admin(gw),
+    )["retryDualWriteErrors"]["errors"]
+    assert [e["key"]["accountid"] for e in retried] == [by_account["DW-Q4"]]
+    assert credit_limit(gw, "DW-Q3") == "700.00"
