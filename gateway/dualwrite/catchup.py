@@ -10,6 +10,7 @@ map's error log, to be retried from there.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any
 
@@ -124,14 +125,15 @@ async def replay(
     side: Side,
     present: list[dict[str, Any]],
     gone: list[dict[str, Any]],
+    settled: Callable[[], Awaitable[None]] | None = None,
 ) -> list[tuple[dict[str, Any], str]]:
     """Carry rows of `side` as they are now through the map, and remove on the other
     side the rows `gone` names (each with at least the map's key fields); the rows
-    refused and why."""
+    refused and why. `settled` runs before the carried rows commit (see copy_rows)."""
     sources = await dualwrite.entities(side)
     targets = await dualwrite.entities(side.other)
     entity, goal = sources[m.entity_on(side)], targets[m.entity_on(side.other)]
-    _, failed = await copy_rows(dualwrite, m, side, entity, goal, targets, present)
+    _, failed = await copy_rows(dualwrite, m, side, entity, goal, targets, present, settled)
     if gone:
         async with dualwrite.store(side.other).unit() as unit:
             for row in gone:

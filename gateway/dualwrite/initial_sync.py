@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -381,9 +381,11 @@ async def copy_rows(
     goal: EntityMetadata,
     targets: dict[str, EntityMetadata],
     found: list[dict[str, Any]],
+    settled: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[int, list[tuple[dict[str, Any], str]]]:
     """Carry source rows to the other side in one bulk upsert: (rows written, rows
-    refused and why). Rows outside the map's filter are left alone."""
+    refused and why). Rows outside the map's filter are left alone. `settled` runs
+    once the rows are written, before they commit: raising, it undoes them."""
     target = source.other
     rows: list[dict[str, Any]] = []
     keys: list[dict[str, Any]] = []
@@ -425,6 +427,8 @@ async def copy_rows(
                 goal, targets, list(key_on(m, target, rows[0])), rows, lambda: row_ids(goal, {})
             )
             failed += [(keys[i], message) for i, message in refused.items()]
+        if settled is not None:
+            await settled()
     return len(rows) - len(refused), failed
 
 

@@ -14,17 +14,29 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.dualwrite.catchup import replay
 from gateway.dualwrite.initial_sync import log_refused, read_by_keys
 from gateway.dualwrite.service import DualWriteService, record
 from gateway.feed import Notifier
+from gateway.kernel.catalog import EntityMetadata
 from gateway.kernel.change import ChangeKind, TrackedChange
 from gateway.kernel.dualwrite import DualWriteMap, Side, identity
 from gateway.kernel.errors import GatewayError, NotFound
 
 log = logging.getLogger("gateway.dualwrite.tracker")
+
+
+class Moved(Exception):
+    """A row changed while it was being carried."""
+
+
+def identity_of(entity: EntityMetadata, row: dict[str, Any]) -> dict[str, Any]:
+    return {f.name: row[f.name] for f in entity.key}
+
+
 BATCH = 1000
 
 
@@ -75,22 +87,25 @@ class ChangeTracker:
             by_entity: dict[str, list[TrackedChange]] = defaultdict(list)
             for change in changes:
                 by_entity[change.entity.name].append(change)
+            done: list[int] = []
             for entries in by_entity.values():
-                await self._handle(side, entries)
-            if changes:
-                await store.forget([c.id for c in changes])
-                handled += len(changes)
+                if await self._handle(side, entries):
+                    done += [c.id for c in entries]
+            if done:
+                await store.forget(done)
+                handled += len(done)
         if handled:
             self._notifier.notify()
         return handled
 
-    async def _handle(self, side: Side, changes: list[TrackedChange]) -> None:
+    async def _handle(self, side: Side, changes: list[TrackedChange]) -> bool:
+        """Carry (or queue) one entity's changes; False when they must be read again."""
         entity = changes[0].entity
         running = self._dualwrite.running(side, entity.name)
         queued = self._dualwrite.queued(side, entity.name)
         maps = running + queued
         if not maps:
-            return
+            return True
         # the latest entry per row; a deleted row is named by its key fields as it was
         latest: dict[str, dict[str, Any]] = {}
         for change in changes:
@@ -102,11 +117,22 @@ class ChangeTracker:
         if queued:
             await self._dualwrite.enqueue(queued, side, keys)
         if not running:
-            return
-        present, gone = await read_by_keys(self._dualwrite.store(side), entity, keys)
+            return True
+        store = self._dualwrite.store(side)
+        present, gone = await read_by_keys(store, entity, keys)
+
+        async def unchanged() -> None:
+            """A gateway write to these rows committed while they were carried: what
+            was read is stale, and writing it would undo that write on the other side."""
+            now, _ = await read_by_keys(store, entity, [identity_of(entity, r) for r in present])
+            if now != present:
+                raise Moved
+
         for m in running:
             try:
-                await self._carry(m, side, present, gone, len(keys))
+                await self._carry(m, side, present, gone, len(keys), unchanged)
+            except Moved:
+                return False  # read again on the next round
             except Exception as exc:
                 failures = self._failures[m.name] = self._failures.get(m.name, 0) + 1
                 if failures < self._tries:
@@ -124,6 +150,7 @@ class ChangeTracker:
                 )
                 await self._dualwrite.enqueue([m], side, keys)  # kept for a resume
             self._failures.pop(m.name, None)
+        return True
 
     async def _carry(
         self,
@@ -132,8 +159,9 @@ class ChangeTracker:
         present: list[dict[str, Any]],
         gone: list[dict[str, Any]],
         count: int,
+        settled: Callable[[], Awaitable[None]],
     ) -> None:
-        failed = await replay(self._dualwrite, m, side, present, gone)
+        failed = await replay(self._dualwrite, m, side, present, gone, settled)
         environment = self._dualwrite.environment
         by_company: dict[str, list[tuple[dict[str, Any], str]]] = defaultdict(list)
         for key, message in failed:

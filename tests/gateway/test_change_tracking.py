@@ -4,8 +4,16 @@ What sync applies is never logged as a change, so nothing echoes back."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
 
 from gateway.auth import Role
 from tests.conftest import Gateway, run_sql
@@ -161,3 +169,69 @@ def test_direct_writes_queue_while_paused_and_refusals_are_logged(linked: Gatewa
     )["retryDualWriteErrors"]["errors"]
     assert [e["key"]["accountid"] for e in retried] == [by_account["DW-Q4"]]
     assert credit_limit(gw, "DW-Q3") == "700.00"
+
+
+@contextmanager
+def writing_account(url: str, account: str, limit: int) -> Iterator[None]:
+    """Another transaction sets an account's credit limit, holding the row until the
+    block ends: a gateway write to Dataverse that has not committed yet."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        held = sqlite3.connect(str(parsed.database), isolation_level=None, timeout=30)
+        held.execute("BEGIN IMMEDIATE")
+        held.execute("UPDATE account SET creditlimit = ? WHERE accountnumber = ?", (limit, account))
+        try:
+            yield
+        finally:
+            held.execute("COMMIT")
+            held.close()
+        return
+    loop = asyncio.new_event_loop()
+
+    async def write() -> Any:
+        conn = await asyncpg.connect(parsed.set(drivername="postgresql").render_as_string(False))
+        await conn.execute("BEGIN")
+        await conn.execute("SET LOCAL fno_gateway.writer = 'on'")  # the gateway's
+        await conn.execute(
+            "UPDATE account SET creditlimit = $1 WHERE accountnumber = $2", limit, account
+        )
+        return conn
+
+    conn = loop.run_until_complete(write())
+    try:
+        yield
+    finally:
+        loop.run_until_complete(conn.execute("COMMIT"))
+        loop.run_until_complete(conn.close())
+        loop.close()
+
+
+def test_a_direct_write_never_undoes_a_gateway_write_that_raced_it(linked: Gateway) -> None:
+    """Sync reads a row written straight into F&O, then waits for the Dataverse row a
+    gateway write holds; that write commits the newer value on both sides first. What
+    sync read is stale by then: it is read again, not written over the newer value."""
+    gw = linked
+    writer = gw.token(Role.WRITER, sub="rep@contoso.com")
+    run_customers(gw, writer)
+    gw.data(CUSTOMER, {"input": customer("DW-R1")}, token=writer)
+    dataverse = gw.runtime.linked.url
+    assert dataverse is not None
+    marked = {  # the gateway's own write to F&O, which the triggers leave alone
+        "sqlite": ("INSERT INTO fno_gateway_writer (mark) VALUES (1)",),
+        "postgresql": ("SET LOCAL fno_gateway.writer = 'on'",),
+    }[gw.backend]
+    with writing_account(dataverse, "DW-R1", 7000):
+        run_sql(
+            gw.fno_url,
+            "UPDATE custcustomerv3entity SET creditlimit = 3000 WHERE customeraccount = 'DW-R1'",
+        )
+        time.sleep(1.0)  # sync has read 3000 and waits for the account row
+        run_sql(
+            gw.fno_url,
+            *marked,
+            "UPDATE custcustomerv3entity SET creditlimit = 7000 WHERE customeraccount = 'DW-R1'",
+            *(("DELETE FROM fno_gateway_writer",) if gw.backend == "sqlite" else ()),
+        )
+    time.sleep(1.5)
+    assert (credit_limit(gw, "DW-R1") or "").startswith("7000")
+    assert accounts(gw, "DW-R1")[0]["creditlimit"].startswith("7000")
