@@ -137,6 +137,7 @@ class Runtime:
     async def close(self) -> None:
         await self.tracker.stop()
         await self.runner.stop()
+        await self.services.initial_sync.close()
         await self.linked.close()
         await self.fno_engine.dispose()
         await self.control_engine.dispose()

@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from typing import Any
 
 from sqlalchemy import (
@@ -251,6 +251,11 @@ class InitialSync:
         self._notifier.notify()
         return copied
 
+    async def close(self) -> None:
+        """Let a batch being read ahead finish, so its connection goes back to the pool."""
+        ahead, self._ahead = self._ahead, None
+        await _settle(ahead)
+
     async def _source(
         self, m: DualWriteMap, source: Side, company: str
     ) -> tuple[DataSource, EntityMetadata, str | None]:
@@ -278,8 +283,7 @@ class InitialSync:
         if ahead is not None and ahead[0] == (m.name, source, company, repr(after)):
             page = await ahead[1]
         else:
-            if ahead is not None:
-                ahead[1].cancel()
+            await _settle(ahead)  # read for nothing; never cut off mid-read
             page = await store.fetch(self._plan(entity, company, company_column, after))
         if page.has_next and page.rows:
             last = plain([page.rows[-1][f.name] for f in entity.key])
@@ -441,18 +445,53 @@ def row_ids(entity: EntityMetadata, key: Mapping[str, Any]) -> dict[str, Any]:
 async def read_by_keys(
     store: DataSource, entity: EntityMetadata, keys: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The rows with these keys as they are now, and the keys of those gone since."""
+    """The rows with these keys as they are now, in the keys' order, and the keys of
+    those gone since. Keys naming the same fields are read together, a few hundred a
+    statement (`a = ? AND b IN (...)`)."""
     columns = tuple(f.name for f in entity.fields)
+    same = _company_blind(entity)
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for key in keys:
+        shapes.setdefault(tuple(key), []).append(key)
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for names, group in shapes.items():
+        *fixed, last = names
+        prefixes: dict[tuple[Any, ...], list[Any]] = {}
+        for key in group:
+            prefixes.setdefault(tuple(key[n] for n in fixed), []).append(key[last])
+        for prefix, values in prefixes.items():
+            for start in range(0, len(values), 500):
+                where = And(
+                    (
+                        *(Compare(n, Op.EQ, v) for n, v in zip(fixed, prefix, strict=True)),
+                        Compare(last, Op.IN, tuple(values[start : start + 500])),
+                    )
+                )
+                for row in (await store.fetch(QueryPlan(entity, columns, (), where))).rows:
+                    found[(names, *(same(n, row[n]) for n in names))] = row
     present: list[dict[str, Any]] = []
     gone: list[dict[str, Any]] = []
     for key in keys:
-        where = And(tuple(Compare(k, Op.EQ, v) for k, v in key.items()))
-        found = (await store.fetch(QueryPlan(entity, columns, (), where))).rows
-        if found:
-            present.extend(found)
+        match = found.get((tuple(key), *(same(n, v) for n, v in key.items())))
+        if match is not None:
+            present.append(match)
         else:
             gone.append(key)
     return present, gone
+
+
+async def _settle(ahead: tuple[Any, asyncio.Task[Connection]] | None) -> None:
+    if ahead is not None:
+        with suppress(Exception):
+            await ahead[1]
+
+
+def _company_blind(entity: EntityMetadata) -> Callable[[str, Any], Any]:
+    """A key value as the store matches it: a company code in any case."""
+    company = entity.company_field
+    return lambda name, value: (
+        value.lower() if name == company and isinstance(value, str) else value
+    )
 
 
 def _key(entity: EntityMetadata, row: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import Any
 
 from gateway.dualwrite.catchup import replay
@@ -50,19 +51,24 @@ class ChangeTracker:
         self._tries = tries
         self._failures: dict[str, int] = {}  # by map: failed attempts in a row
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run_forever(), name="change-tracker")
 
     async def stop(self) -> None:
+        """Finish the round under way (its connections go back to the pool), then stop."""
         if self._task is not None:
+            self._stopping.set()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), 10)
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
     async def _run_forever(self) -> None:
         failures = 0
-        while True:
+        while not self._stopping.is_set():
             try:
                 handled = await self.step()
                 failures = 0
@@ -71,7 +77,9 @@ class ChangeTracker:
                 log.exception("change tracking failed; the changes stay logged and are retried")
                 handled = 0
             if not handled:
-                await asyncio.sleep(min(30.0, self._seconds * 2 ** min(failures, 8)))
+                pause = min(30.0, self._seconds * 2 ** min(failures, 8))
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), pause)
 
     async def step(self) -> int:
         """Handle the oldest logged changes of each store; how many there were."""
