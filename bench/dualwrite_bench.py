@@ -4,7 +4,9 @@
       writes with the map stopped (the F&O store alone): the ratio (goal: at most 2x);
   (b) initial sync of every customer (scale 100: 100,000) into Dataverse accounts, in
       rows per second (goal: at least 20,000 on PostgreSQL), beside Microsoft's
-      guidance for its initial sync (about 100 rows a minute per legal entity).
+      guidance for its initial sync (about 100 rows a minute per legal entity);
+  (c) how long a row another client updates straight in the F&O store takes to reach
+      Dataverse through change tracking (goal: within a second).
 
     .venv/bin/python bench/dualwrite_bench.py --scale 100 --writes 2000
 
@@ -19,6 +21,7 @@ import argparse
 import asyncio
 import gc
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -27,6 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -146,6 +150,7 @@ async def measure(backend: str, pg: str, scale: float, writes: int) -> dict[str,
             return len(keys) / (time.perf_counter() - begun)
 
         running = await timed()
+        lags = await direct_lags(fno, runtime, keys[:50])
         await dualwrite.stop(CUSTOMERS)
         stopped = await timed()
         return {
@@ -155,6 +160,8 @@ async def measure(backend: str, pg: str, scale: float, writes: int) -> dict[str,
             "companies": len(view.progress),
             "writes_running": running,
             "writes_stopped": stopped,
+            "lag_p50": statistics.median(lags),
+            "lag_p99": statistics.quantiles(lags, n=100)[98],
         }
     finally:
         await runtime.close()
@@ -165,6 +172,45 @@ async def measure(backend: str, pg: str, scale: float, writes: int) -> dict[str,
                 for name in [*created, *await _dataverse_databases(conn)]:
                     await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await engine.dispose()
+
+
+async def direct_lags(fno: str, runtime: Runtime, keys: list[dict[str, Any]]) -> list[float]:
+    """(c) Seconds from an UPDATE another client commits in the F&O store until the
+    Dataverse account shows it, one at a time."""
+    writer = create_engine(fno)
+    assert runtime.linked.source is not None
+    dataverse = runtime.linked.source.engine
+    lags: list[float] = []
+    try:
+        for i, key in enumerate(keys):
+            limit = 50_000 + i
+            async with writer.begin() as conn:
+                await conn.execute(
+                    text(
+                        "UPDATE custcustomerv3entity SET creditlimit = :v "
+                        "WHERE dataareaid = :c AND customeraccount = :a"
+                    ),
+                    {"v": limit, "c": key["dataAreaId"], "a": key["CustomerAccount"]},
+                )
+            begun = time.perf_counter()
+            while True:
+                async with dataverse.connect() as conn:
+                    found = await conn.scalar(
+                        text(
+                            "SELECT creditlimit FROM account WHERE accountnumber = :a "
+                            "AND msdyn_company = :c"
+                        ),
+                        {"a": key["CustomerAccount"], "c": key["dataAreaId"].upper()},
+                    )
+                if found is not None and Decimal(found) == limit:
+                    break
+                if time.perf_counter() - begun > 30:
+                    raise TimeoutError("a direct write did not reach Dataverse in 30 s")
+                await asyncio.sleep(0.005)
+            lags.append(time.perf_counter() - begun)
+    finally:
+        await writer.dispose()
+    return lags
 
 
 async def _dataverse_databases(conn: Any) -> list[str]:
@@ -214,6 +260,11 @@ def main() -> int:
         print(
             f"{backend:<12}{r['writes_running']:>15,.0f}{r['writes_stopped']:>15,.0f}{ratio:>9.2f}"
         )
+    print()
+    print("(c) an UPDATE made straight in the F&O store until Dataverse shows it (50 rows)")
+    print(f"{'backend':<12}{'p50 ms':>10}{'p99 ms':>10}{'goal ms':>10}")
+    for backend, r in results.items():
+        print(f"{backend:<12}{r['lag_p50'] * 1000:>10.0f}{r['lag_p99'] * 1000:>10.0f}{1000:>10}")
     return 0
 
 
