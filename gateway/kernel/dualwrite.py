@@ -408,15 +408,18 @@ class Carrier:
         target_entity: EntityMetadata,
     ) -> None:
         target = source.other
-        self._fields: list[tuple[str, str, Callable[[Any], Any]]] = []
+        self._fields: list[tuple[str, str, Callable[[Any], Any] | None]] = []
         for mapping in m.fields:
             name = mapping.name_on(target)
             if not name or not mapping.direction.reaches(target):
                 continue
             origin = mapping.name_on(source)
             spec = source_entity.field(origin) if origin else None
-            convert = _converter(mapping, source, spec, target_entity.field(name))
-            self._fields.append((name, origin, convert))
+            goal = target_entity.field(name)
+            if spec is not None and _plain(mapping, spec, goal):
+                self._fields.append((name, origin, None))  # the value as it is
+            else:
+                self._fields.append((name, origin, _converter(mapping, source, spec, goal)))
         self._source = source
         fno_entity = source_entity if source is Side.FNO else target_entity
         self._company = next(
@@ -436,7 +439,8 @@ class Carrier:
         for name, origin, convert in self._fields:
             if changed is not None and (not origin or origin not in changed):
                 continue
-            values[name] = convert(row.get(origin) if origin else None)
+            value = row.get(origin) if origin else None
+            values[name] = value if convert is None else convert(value)
         company = self._company
         if company is not None and isinstance(values.get(company), str):
             # F&O keeps company codes in lower case; Dataverse shows them as written
@@ -467,6 +471,20 @@ def identity(maps: list[DualWriteMap], side: Side, row: Mapping[str, Any]) -> di
     """The maps' key fields of a row on `side`: enough to find its counterpart."""
     names = {fno if side is Side.FNO else dv for m in maps for fno, dv in m.key}
     return {n: row[n] for n in names if n in row}
+
+
+PLAIN = {FieldType.STRING, FieldType.INT, FieldType.INT64, FieldType.DATE, FieldType.REAL}
+
+
+def _plain(mapping: FieldMapping, source: EntityField, target: EntityField) -> bool:
+    """Whether values cross as they are: same type, nothing to translate or fill in."""
+    return (
+        not mapping.value_map
+        and mapping.default is None
+        and not mapping.lookups
+        and source.type is target.type
+        and source.type in PLAIN
+    )
 
 
 def _converter(
