@@ -77,6 +77,7 @@ async def measure(backend: str, pg: str, scale: float, writes: int) -> dict[str,
     started = time.perf_counter()
     await build_demo_store(engine, scale)
     await engine.dispose()
+    await settle(fno)
     print(f"{backend}: demo store at scale {scale} in {time.perf_counter() - started:.0f} s")
     settings = Settings(
         data_dir=folder,
@@ -172,6 +173,21 @@ async def measure(backend: str, pg: str, scale: float, writes: int) -> dict[str,
                 for name in [*created, *await _dataverse_databases(conn)]:
                     await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await engine.dispose()
+
+
+async def settle(url: str) -> None:
+    """Let the store finish digesting the bulk load (vacuum, statistics, checkpoint) so
+    the figures measure a store at rest, not autovacuum catching up."""
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                await conn.exec_driver_sql("VACUUM ANALYZE")
+                await conn.exec_driver_sql("CHECKPOINT")
+            else:
+                await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        await engine.dispose()
 
 
 async def direct_lags(fno: str, runtime: Runtime, keys: list[dict[str, Any]]) -> list[float]:

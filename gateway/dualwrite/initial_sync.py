@@ -284,7 +284,7 @@ class InitialSync:
             page = await ahead[1]
         else:
             await _settle(ahead)  # read for nothing; never cut off mid-read
-            page = await store.fetch(self._plan(entity, company, company_column, after))
+            page = await store.fetch(self._plan(m, source, entity, company, company_column, after))
         if page.has_next and page.rows:
             last = plain([page.rows[-1][f.name] for f in entity.key])
             self._read_ahead(m, source, store, entity, company, company_column, last)
@@ -300,7 +300,7 @@ class InitialSync:
         company_column: str | None,
         after: list[Any] | None,
     ) -> None:
-        plan = self._plan(entity, company, company_column, after)
+        plan = self._plan(m, source, entity, company, company_column, after)
         wanted = (m.name, source, company, repr(after))
         self._ahead = (wanted, asyncio.create_task(store.fetch(plan)))
 
@@ -326,16 +326,23 @@ class InitialSync:
 
     def _plan(
         self,
+        m: DualWriteMap,
+        source: Side,
         entity: EntityMetadata,
         company: str,
         company_column: str | None,
         after: list[Any] | None,
     ) -> QueryPlan:
-        """A batch of source rows in key order after `after`, of one legal entity."""
+        """A batch of source rows in key order after `after`, of one legal entity: the
+        fields the map reads, no others."""
         where = Compare(company_column, Op.EQ, company.upper()) if company_column else None
+        read = {f.name for f in entity.key} | {c.field for c in m.filter_on(source)}
+        read |= {name for f in m.fields if (name := f.name_on(source))}
+        if entity.company_field:
+            read.add(entity.company_field)
         return QueryPlan(
             entity=entity,
-            columns=tuple(f.name for f in entity.fields),
+            columns=tuple(f.name for f in entity.fields if f.name in read),
             order=tuple(OrderTerm(f.name) for f in entity.key),
             where=where,
             page=PageRequest(first=self._batch, after=tuple(after) if after is not None else None),
