@@ -20,7 +20,7 @@ from strawberry.tools import create_type
 from strawberry.types import ExecutionContext
 
 from gateway.kernel.catalog import ResolvedCatalog
-from schema import catalog_api, dualwrite_api, lean, setup_api, tenant_api
+from schema import catalog_api, dualwrite_api, events_api, lean, setup_api, tenant_api
 from schema.entities import EntityTypes
 from schema.fast import FastReads, RootField
 from schema.mutations import EntityMutations
@@ -83,6 +83,7 @@ def build_schema(
             *tenant_api.QUERIES,
             *setup_api.QUERIES,
             *dualwrite_api.QUERIES,
+            *events_api.QUERIES,
             *root_fields,
         ],
     )

@@ -169,3 +169,31 @@ def test_a_request_in_flight_keeps_the_schema_it_started_with(
     ).result(timeout=10)
     assert old.errors is None
     assert old.data == {"customersV3": {"totalCount": 10}}
+
+
+def test_the_business_event_catalog_follows_the_visible_entities(
+    fresh_gateway: Callable[..., Gateway],
+) -> None:
+    gw = fresh_gateway()
+    query = """query($c: String) { businessEventCatalog(category: $c) {
+      id category majorVersion minorVersion entity schema } }"""
+    assert gw.error(query, token=ANONYMOUS)["extensions"]["code"] == "UNAUTHENTICATED"
+    events = gw.data(query)["businessEventCatalog"]
+    ids = [e["id"] for e in events]
+    assert "CustomerCreditLimitChangedBusinessEvent" in ids and "CustomerV3CreatedDataEvent" in ids
+    assert "VendorGroupUpdatedDataEvent" not in ids  # not visible
+    limit = next(e for e in events if e["id"] == "CustomerCreditLimitChangedBusinessEvent")
+    assert limit["schema"]["required"][:3] == [
+        "BusinessEventId",
+        "BusinessEventLegalEntity",
+        "ControlNumber",
+    ]
+    assert (limit["majorVersion"], limit["minorVersion"]) == (1, 0)
+
+    gw.data(
+        'mutation { setEntityVisible(name: "VendorGroup", visible: true) { visible } }',
+        token=gw.token(Role.ADMIN),
+    )
+    data = gw.data(query, {"c": "Data events"})["businessEventCatalog"]
+    assert "VendorGroupUpdatedDataEvent" in [e["id"] for e in data]
+    assert {e["category"] for e in data} == {"Data events"}
