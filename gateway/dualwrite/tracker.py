@@ -28,6 +28,7 @@ from gateway.kernel.dualwrite import DualWriteMap, Side, identity
 from gateway.kernel.errors import GatewayError, NotFound
 
 log = logging.getLogger("gateway.dualwrite.tracker")
+BATCH = 1000  # logged changes handled per store and round
 
 
 class Moved(Exception):
@@ -36,9 +37,6 @@ class Moved(Exception):
 
 def identity_of(entity: EntityMetadata, row: dict[str, Any]) -> dict[str, Any]:
     return {f.name: row[f.name] for f in entity.key}
-
-
-BATCH = 1000
 
 
 class ChangeTracker:
