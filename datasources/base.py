@@ -59,6 +59,14 @@ class DataSource(Protocol):
         """A transaction to apply several changes in (`apply`, `find`), all or none."""
         ...
 
+    async def take_events(self, limit: int) -> list[dict[str, Any]]:
+        """The oldest events waiting in the store's outbox."""
+        ...
+
+    async def forget_events(self, ids: Sequence[int]) -> None:
+        """Drop events the event log holds now."""
+        ...
+
     async def track(self, entities: Sequence[EntityMetadata]) -> None:
         """Log, from now on, what other clients write to these entities."""
         ...

@@ -26,6 +26,8 @@ from gateway.dualwrite.catchup import CatchUp
 from gateway.dualwrite.initial_sync import InitialSync
 from gateway.dualwrite.service import RESUME_JOB, DualWriteService
 from gateway.dualwrite.tracker import ChangeTracker
+from gateway.events.log import EventLog
+from gateway.events.relay import EventRelay
 from gateway.feed import Notifier
 from gateway.jobs import JobRunner
 from gateway.kernel.catalog import ResolvedCatalog
@@ -89,6 +91,7 @@ class Runtime:
     notifier: Notifier
     linked: LinkedDataverse
     tracker: ChangeTracker
+    relay: EventRelay
 
     @property
     def auth(self) -> Authenticator:
@@ -105,11 +108,19 @@ class Runtime:
             await build_demo_store(fno_engine, settings.demo_scale)
         await create_control_schema(control_engine)
         fno = SqlDataSource(fno_engine)
+        await fno.prepare_outbox()
         catalog = CatalogService(control_engine, fno)
         await catalog.sync()
         services, runner, notifier, linked, tracker = await _control_plane(
             settings, control_engine, fno
         )
+        relay = EventRelay(
+            control_engine,
+            lambda: [fno, *([linked.source] if linked.source is not None else [])],
+            notifier,
+            settings.poll_seconds,
+        )
+        services.writes.use_relay(relay.wake)
         schemas = SchemaHolder(catalog, settings.max_depth, linked.catalog)
         await schemas.rebuild()  # opens the linked Dataverse store, if there is one
         await services.dualwrite.refresh()
@@ -119,6 +130,7 @@ class Runtime:
         if settings.run_jobs:
             runner.start()
             tracker.start()
+            relay.start()
         return cls(
             settings=settings,
             fno_engine=fno_engine,
@@ -132,10 +144,12 @@ class Runtime:
             notifier=notifier,
             linked=linked,
             tracker=tracker,
+            relay=relay,
         )
 
     async def close(self) -> None:
         await self.tracker.stop()
+        await self.relay.stop()
         await self.runner.stop()
         await self.services.initial_sync.close()
         await self.linked.close()
@@ -184,7 +198,9 @@ async def _control_plane(
     catch_up = CatchUp(control, dualwrite, notifier)
     runner.register(RESUME_JOB, catch_up.step, catch_up.give_up)
     writes = WritePipeline(dualwrite, settings.sync_timeout)
-    services = Services(auth, tenant, integrations, add_ins, dualwrite, initial, writes)
+    services = Services(
+        auth, tenant, integrations, add_ins, dualwrite, initial, writes, EventLog(control)
+    )
     tracker = ChangeTracker(dualwrite, notifier, settings.track_seconds, settings.job_tries)
     return services, runner, notifier, linked, tracker
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from typing import Any
 
@@ -20,6 +20,7 @@ from gateway.dualwrite import lookups
 from gateway.dualwrite.initial_sync import read_by_keys, row_ids
 from gateway.dualwrite.lookups import needs_lookups
 from gateway.dualwrite.service import DualWriteService
+from gateway.events.raising import outbox_rows
 from gateway.kernel.catalog import EntityMetadata
 from gateway.kernel.change import Change, ChangeKind, validate
 from gateway.kernel.dualwrite import Carrier, DualWriteMap, Side, identity, key_on, passes
@@ -33,6 +34,11 @@ class WritePipeline:
     def __init__(self, dualwrite: DualWriteService, sync_timeout: float = 120.0) -> None:
         self._dualwrite = dualwrite
         self._timeout = sync_timeout
+        self._raised: Callable[[], None] = lambda: None
+
+    def use_relay(self, wake: Callable[[], None]) -> None:
+        """Who to tell that a committed write left events in an outbox."""
+        self._raised = wake
 
     async def apply(
         self,
@@ -51,11 +57,16 @@ class WritePipeline:
             named = await self._identity(side, entity, change, paused)
             await self._dualwrite.enqueue(paused, side, [named])
         if not maps:
-            return await store.write(entity, targets, change, values)
+            async with store.unit() as here:
+                before, after = await here.apply(entity, targets, change, values)
+                await self._raise(here, entity, change, before, after)
+            self._raised()
+            return before, after
         other = side.other
         other_entities = await self._dualwrite.entities(other)
         async with store.unit() as here:
             before, after = await here.apply(entity, targets, change, values)
+            await self._raise(here, entity, change, before, after)
             try:
                 async with (
                     asyncio.timeout(self._timeout),
@@ -81,7 +92,20 @@ class WritePipeline:
                 exc.args = (exc.message,)
                 await self._note_refusal(maps, side, entity, change, exc.message)
                 raise
+        self._raised()
         return before, after
+
+    async def _raise(
+        self,
+        unit: Any,
+        entity: EntityMetadata,
+        change: Change,
+        before: Row | None,
+        after: Row | None,
+    ) -> None:
+        """The change's events, into the outbox of the store it was made in, in its
+        transaction: they exist if and only if it commits."""
+        await unit.raise_events(outbox_rows(entity, change.kind, before, after, change.actor))
 
     async def _identity(
         self, side: Side, entity: EntityMetadata, change: Change, maps: list[DualWriteMap]

@@ -10,6 +10,7 @@ from gateway.auth import Authenticator, Principal, Role
 from gateway.catalog.service import CatalogService
 from gateway.dualwrite.initial_sync import InitialSync
 from gateway.dualwrite.service import DualWriteService
+from gateway.events.log import EventLog
 from gateway.kernel.errors import Forbidden, Unauthenticated, UpstreamFailed
 from gateway.setup.addins import AddInService
 from gateway.setup.service import IntegrationService
@@ -34,6 +35,7 @@ class Services:
     dualwrite: DualWriteService
     initial_sync: InitialSync
     writes: WritePipeline
+    events: EventLog
 
 
 @dataclass

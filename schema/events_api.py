@@ -3,13 +3,15 @@ every visible entity), each with its payload's JSON Schema."""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Annotated, cast
 
 import strawberry
 from strawberry.scalars import JSON
 
 from gateway.auth import Role
+from gateway.kernel.errors import BadUserInput
 from gateway.kernel.events import CATALOG, BusinessEvent, data_events
+from gateway.kernel.json import plain
 from schema.context import RequestContext
 
 
@@ -54,4 +56,32 @@ async def business_event_catalog(
     return [BusinessEventEntry.of(e) for e in events if category in (None, e.category)]
 
 
-QUERIES = [business_event_catalog]
+@strawberry.field(
+    name="businessEvents",
+    description="Events after a ControlNumber, oldest first, as their payloads: the "
+    "contract's envelope, then the event's fields. Narrow them by event id, category, "
+    "legal entity or (data events) entity.",
+)
+async def business_events(
+    info: strawberry.Info,
+    after: int = 0,
+    first: int = 100,
+    events: list[str] | None = None,
+    categories: list[str] | None = None,
+    legal_entities: Annotated[list[str] | None, strawberry.argument(name="legalEntities")] = None,
+    entities: list[str] | None = None,
+) -> list[JSON]:
+    context: RequestContext = info.context
+    principal = context.require(Role.READER)
+    if principal.companies is not None:  # only the legal entities it may read
+        asked = [c.upper() for c in legal_entities or principal.companies]
+        legal_entities = [c for c in asked if principal.may_read(c)] or ["-"]
+    if not 0 < first <= 10_000:
+        raise BadUserInput("first is between 1 and 10000")
+    found = await context.control.events.read(
+        after, first, events, categories, legal_entities, entities
+    )
+    return [cast(JSON, e) for e in plain(found)]
+
+
+QUERIES = [business_event_catalog, business_events]

@@ -17,7 +17,7 @@ from sqlalchemy import Select, Table, event, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from datasources.sql import tracking
+from datasources.sql import outbox, tracking
 from datasources.sql.json_statements import JsonStatements, Unsupported
 from datasources.sql.metadata import dataarea, read_entities
 from datasources.sql.statements import RANK, TOTAL, Statements
@@ -90,6 +90,20 @@ class SqlDataSource:
                     await tracking.unmark(conn)
         except DBAPIError as exc:
             raise UpstreamFailed(f"the store refused the change: {describe(exc)}") from exc
+
+    async def prepare_outbox(self) -> None:
+        """Create the store's event outbox, if it has none yet."""
+        async with self.engine.begin() as conn:
+            await outbox.ensure(conn)
+
+    async def take_events(self, limit: int) -> list[dict[str, Any]]:
+        """The oldest events in the outbox."""
+        async with self.reader.connect() as conn:
+            return await outbox.take(conn, limit)
+
+    async def forget_events(self, ids: Sequence[int]) -> None:
+        async with self.engine.begin() as conn:
+            await outbox.forget(conn, ids)
 
     async def track(self, entities: Sequence[EntityMetadata]) -> None:
         """Log what other clients write to these entities' tables (see `tracking`)."""

@@ -15,6 +15,7 @@ from sqlalchemy import Table, and_, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from datasources.sql import outbox
 from datasources.sql.bulk import bulk_insert
 from gateway.kernel.catalog import Cardinality, EntityMetadata, Relation
 from gateway.kernel.change import Change, ChangeKind, version_field
@@ -88,6 +89,10 @@ class WriteUnit:
                 values[column.name] = column + 1
             await self._conn.execute(update(table).where(where).values(values))
         return refused
+
+    async def raise_events(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Write events into the store's outbox, in this transaction (see `outbox`)."""
+        await outbox.add(self._conn, [dict(e) for e in events])
 
     async def find(self, entity: EntityMetadata, key: Mapping[str, Any]) -> Row | None:
         """The row with these field values (a key, or an alternate key), if there is one."""

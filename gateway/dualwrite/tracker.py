@@ -11,13 +11,12 @@ write, which the other store does not log: it never echoes back.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from typing import Any
 
+from gateway.background import Rounds
 from gateway.dualwrite.catchup import replay
 from gateway.dualwrite.initial_sync import log_refused, read_by_keys
 from gateway.dualwrite.service import DualWriteService, record
@@ -39,45 +38,17 @@ def identity_of(entity: EntityMetadata, row: dict[str, Any]) -> dict[str, Any]:
     return {f.name: row[f.name] for f in entity.key}
 
 
-class ChangeTracker:
+class ChangeTracker(Rounds):
+    name = "change tracking"
+
     def __init__(
         self, dualwrite: DualWriteService, notifier: Notifier, seconds: float, tries: int = 5
     ) -> None:
+        super().__init__(seconds)
         self._dualwrite = dualwrite
         self._notifier = notifier
-        self._seconds = seconds
         self._tries = tries
         self._failures: dict[str, int] = {}  # by map: failed attempts in a row
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run_forever(), name="change-tracker")
-
-    async def stop(self) -> None:
-        """Finish the round under way (its connections go back to the pool), then stop."""
-        if self._task is not None:
-            self._stopping.set()
-            with suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._task), 10)
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run_forever(self) -> None:
-        failures = 0
-        while not self._stopping.is_set():
-            try:
-                handled = await self.step()
-                failures = 0
-            except Exception:
-                failures += 1
-                log.exception("change tracking failed; the changes stay logged and are retried")
-                handled = 0
-            if not handled:
-                pause = min(30.0, self._seconds * 2 ** min(failures, 8))
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), pause)
 
     async def step(self) -> int:
         """Handle the oldest logged changes of each store; how many there were."""

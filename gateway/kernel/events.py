@@ -260,21 +260,34 @@ def raised(
 
 
 def envelope(
-    raised: Raised,
+    event: BusinessEvent,
+    legal_entity: str,
     control_number: int,
     event_id: str,
     event_time: dt.datetime,
     user: str,
+    fields: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The payload as delivered: the contract's envelope, then the event's fields."""
     return {
-        "BusinessEventId": raised.event.id,
-        "BusinessEventLegalEntity": raised.legal_entity,
+        "BusinessEventId": event.id,
+        "BusinessEventLegalEntity": legal_entity,
         "ControlNumber": control_number,
         "EventId": event_id,
         "EventTime": event_time.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
-        "MajorVersion": raised.event.major,
-        "MinorVersion": raised.event.minor,
+        "MajorVersion": event.major,
+        "MinorVersion": event.minor,
         "InitiatingUser": user,
-        **raised.fields,
+        **fields,
     }
+
+
+def event_named(event_id: str, entities: Mapping[str, EntityMetadata]) -> BusinessEvent | None:
+    """A catalog entry by its id: a business event, or a data event of these entities."""
+    if event_id in BY_ID:
+        return BY_ID[event_id]
+    for verb in VERBS.values():
+        name = event_id.removesuffix(f"{verb}DataEvent")
+        if name != event_id and name in entities:
+            return next(e for e in data_events(entities[name]) if e.id == event_id)
+    return None

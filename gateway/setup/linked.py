@@ -50,6 +50,7 @@ class LinkedDataverse:
             self.url = url
             if url is not None:
                 self.source = SqlDataSource(create_engine(url, self._pool_size))
+                await self.source.prepare_outbox()
         if self.source is None:
             return None
         return resolve_catalog(await self.source.published_entities())

@@ -48,7 +48,15 @@ CUSTOMER = {
 def delivered(found: Any, number: int = 7) -> dict[str, Any]:
     """A payload as delivered, checked against its event's schema."""
     payload: dict[str, Any] = plain(
-        envelope(found, number, str(uuid.uuid4()), dt.datetime.now(dt.UTC), "rep@contoso.com")
+        envelope(
+            found.event,
+            found.legal_entity,
+            number,
+            str(uuid.uuid4()),
+            dt.datetime.now(dt.UTC),
+            "rep@contoso.com",
+            found.fields,
+        )
     )
     jsonschema.validate(payload, found.event.schema())
     return payload
