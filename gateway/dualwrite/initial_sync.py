@@ -30,6 +30,7 @@ from gateway.dualwrite import lookups
 from gateway.dualwrite.lookups import needs_lookups
 from gateway.dualwrite.service import DualWriteService, record
 from gateway.dualwrite.tables import progress, sync_error
+from gateway.events.log import raise_control_event
 from gateway.feed import Notifier
 from gateway.kernel.catalog import EntityMetadata
 from gateway.kernel.change import CreateCheck
@@ -43,6 +44,7 @@ from gateway.kernel.dualwrite import (
     key_on,
 )
 from gateway.kernel.errors import GatewayError
+from gateway.kernel.events import BY_ID
 from gateway.kernel.json import dumps, loads, plain
 from gateway.kernel.plan import And, Compare, Connection, Op, OrderTerm, PageRequest, QueryPlan
 
@@ -368,9 +370,14 @@ async def log_refused(
     source: Side,
     failed: list[tuple[dict[str, Any], str]],
 ) -> None:
-    """Add refused rows to the map's error log (in the caller's transaction)."""
+    """Add refused rows to the map's error log (in the caller's transaction), each
+    raising DualWriteRecordFailed."""
     now = dt.datetime.now(dt.UTC)
     for key, message in failed:
+        fields = {"Map": name, "Key": key, "Message": message}
+        await raise_control_event(
+            conn, BY_ID["DualWriteRecordFailedBusinessEvent"], company, fields
+        )
         await conn.execute(
             insert(sync_error).values(
                 environment=environment,

@@ -28,6 +28,7 @@ from gateway.dualwrite.tables import (
     queue,
     sync_error,
 )
+from gateway.events.log import raise_control_event
 from gateway.feed import Notifier
 from gateway.kernel.catalog import EntityMetadata
 from gateway.kernel.dualwrite import (
@@ -44,6 +45,7 @@ from gateway.kernel.dualwrite import (
     parse_map,
 )
 from gateway.kernel.errors import BadUserInput, Conflict, MapInvalid, NotFound
+from gateway.kernel.events import BY_ID
 from gateway.kernel.json import dumps, loads, plain
 from gateway.setup.linked import LinkedDataverse
 
@@ -520,8 +522,10 @@ class DualWriteService:
         """Record the maps' state in the caller's transaction (the master kept if None)."""
         environment = self._environment()
         now = dt.datetime.now(dt.UTC)
+        changed = BY_ID["DualWriteMapStateChangedBusinessEvent"]
         for name in names:
             await record(conn, environment, name, "STATE", f"the map is {state.value}")
+            await raise_control_event(conn, changed, "", {"Map": name, "State": state.value})
             where = (map_state.c.environment == environment, map_state.c.name == name)
             kept = await conn.scalar(select(map_state.c.master).where(*where))
             await conn.execute(delete(map_state).where(*where))

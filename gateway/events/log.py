@@ -3,6 +3,8 @@ ControlNumber is the log's own row number: it increases, with gaps allowed."""
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from datasources.sql.tables import UtcDateTime
 from gateway.control import control_metadata
 from gateway.kernel.events import BusinessEvent, envelope
-from gateway.kernel.json import loads
+from gateway.kernel.json import dumps, loads, plain
 
 event_log = Table(
     "business_event_log",
@@ -44,6 +46,31 @@ async def append(conn: AsyncConnection, events: Sequence[dict[str, Any]]) -> int
     if fresh:
         await conn.execute(event_log.insert(), fresh)
     return len(fresh)
+
+
+async def raise_control_event(
+    conn: AsyncConnection,
+    event: BusinessEvent,
+    legal_entity: str,
+    fields: dict[str, Any],
+    user: str = "",
+) -> None:
+    """An event of the integration itself, whose change is in the control store: it goes
+    straight into the log, in the change's transaction."""
+    await conn.execute(
+        event_log.insert().values(
+            event_id=str(uuid.uuid4()),
+            business_event=event.id,
+            major=event.major,
+            minor=event.minor,
+            category=event.category,
+            legal_entity=legal_entity.upper(),
+            entity=None,
+            payload=dumps(plain(fields)),
+            initiating_user=user,
+            at=dt.datetime.now(dt.UTC),
+        )
+    )
 
 
 def payload(row: Any) -> dict[str, Any]:

@@ -153,6 +153,19 @@ def test_direct_writes_queue_while_paused_and_refusals_are_logged(linked: Gatewa
     }
     refused = logged[by_account["DW-Q3"]]
     assert "CustomerGroup" in refused["message"] and "NOPE" in refused["message"]
+    # each refusal raised DualWriteRecordFailed; each change of state, StateChanged
+    raised = gw.data('{ businessEvents(categories: ["Dual-write"]) }', token=admin(gw))[
+        "businessEvents"
+    ]
+    failed = [e for e in raised if e["BusinessEventId"] == "DualWriteRecordFailedBusinessEvent"]
+    assert {e["Key"]["accountid"] for e in failed} >= set(by_account.values())
+    assert failed[0]["Map"] == CUSTOMERS and "NOPE" in failed[0]["Message"]
+    states = [
+        e["State"]
+        for e in raised
+        if e["BusinessEventId"] == "DualWriteMapStateChangedBusinessEvent" and e["Map"] == CUSTOMERS
+    ]
+    assert states == ["RUNNING", "PAUSED", "RESUMING", "RUNNING"]
     assert credit_limit(gw, "DW-Q3") is None
 
     # the group is made in F&O (and carried to Dataverse); one error is retried alone
