@@ -82,6 +82,7 @@ class JobRunner:
         self._requests: dict[tuple[str, str], int] = {}  # as seen when claimed
         self._attempts: dict[tuple[str, str], int] = {}  # claims since it was submitted
         self._loop: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def register(self, kind: str, step: Step, give_up: GiveUp | None = None) -> None:
         """Run jobs of this kind with `step`. With `give_up`, a job that fails `tries`
@@ -98,10 +99,19 @@ class JobRunner:
         self._loop = asyncio.create_task(self._run_forever(), name="job-runner")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._loop, *self._running.values()) if t is not None]
-        for task in tasks:
+        """Stop claiming; let each running job finish its step (and give its lease
+        back, for whoever starts next), cancelling what is still busy after a while."""
+        self._stopping = True
+        if self._loop is not None:
+            self._loop.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._loop
+        running = list(self._running.values())
+        if running:
+            await asyncio.wait(running, timeout=10)
+        for task in running:
             task.cancel()
-        for task in tasks:
+        for task in running:
             with suppress(asyncio.CancelledError):
                 await task
 
@@ -155,7 +165,9 @@ class JobRunner:
         heartbeat = asyncio.create_task(self._renew(kind, key))
         try:
             while await self._steps[kind](key):
-                pass
+                if self._stopping:  # the gateway stops: the next step is someone else's
+                    await self._let_go(kind, key)
+                    return
             await self._release(kind, key, done=True)
         except asyncio.CancelledError:
             raise
@@ -196,6 +208,15 @@ class JobRunner:
                         )
                         .values(lease_expires_at=dt.datetime.now(dt.UTC) + self._lease)
                     )
+
+    async def _let_go(self, kind: str, key: str) -> None:
+        """Give the lease back, the job still due: it goes on at once elsewhere."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(job)
+                .where(self._mine(kind, key))
+                .values(lease_owner=None, lease_expires_at=None)
+            )
 
     def _mine(self, kind: str, key: str) -> Any:
         return and_(job.c.kind == kind, job.c.key == key, job.c.lease_owner == self.owner)

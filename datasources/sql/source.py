@@ -7,6 +7,7 @@ are attached to each parent row under its response key.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -63,6 +64,13 @@ class SqlDataSource:
             return list(result.scalars())
 
     async def close(self) -> None:
+        """Dispose of the engine once the connections in use are back (a round of a
+        background task may hold one): one returned to a disposed pool stays open."""
+        checked_out = getattr(self.engine.pool, "checkedout", lambda: 0)
+        for _ in range(100):
+            if not checked_out():
+                break
+            await asyncio.sleep(0.05)
         await self.engine.dispose()
 
     async def write(
