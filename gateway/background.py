@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 from contextlib import suppress
 
 log = logging.getLogger("gateway")
 
 
-class Rounds:
+class Rounds(ABC):
     name = "rounds"
 
     def __init__(self, seconds: float) -> None:
@@ -20,9 +21,9 @@ class Rounds:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
 
+    @abstractmethod
     async def step(self) -> int:
         """One round; how much it did (0: nothing waited)."""
-        raise NotImplementedError
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run_forever(), name=self.name)

@@ -116,16 +116,7 @@ class InitialSync:
     async def step(self, key: str) -> bool:
         """Copy one batch; True while batches remain."""
         environment, _, run = key.partition("/")
-        async with self._control.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(progress)
-                    .where(progress.c.environment == environment, progress.c.run == run)
-                    .where(progress.c.done.is_(False))
-                    .order_by(progress.c.position, progress.c.company)
-                    .limit(1)
-                )
-            ).first()
+        row = await self._next(environment, run)
         if row is None:
             return False
         definition = await self._dualwrite.definition(row.map)
@@ -306,10 +297,10 @@ class InitialSync:
         wanted = (m.name, source, company, repr(after))
         self._ahead = (wanted, asyncio.create_task(store.fetch(plan)))
 
-    async def _read_next(self, environment: str, run: str) -> None:
-        """A company (or map) is done: read the first batch of the next one ahead."""
+    async def _next(self, environment: str, run: str) -> Any:
+        """The progress row of the batch to copy next: a map and company not done yet."""
         async with self._control.connect() as conn:
-            row = (
+            return (
                 await conn.execute(
                     select(progress)
                     .where(progress.c.environment == environment, progress.c.run == run)
@@ -318,6 +309,10 @@ class InitialSync:
                     .limit(1)
                 )
             ).first()
+
+    async def _read_next(self, environment: str, run: str) -> None:
+        """A company (or map) is done: read the first batch of the next one ahead."""
+        row = await self._next(environment, run)
         if row is None:
             return
         m = await self._dualwrite.definition(row.map)
@@ -436,10 +431,10 @@ async def copy_rows(
                     check = CreateCheck(goal, list(values), [*row_ids(goal, key)])
                 check(values)
             except GatewayError as exc:
-                failed.append((_key(entity, row), exc.message))
+                failed.append((key_of(entity, row), exc.message))
                 continue
             rows.append({**values, **key})
-            keys.append(_key(entity, row))
+            keys.append(key_of(entity, row))
         if rows:
             refused = await unit.upsert_many(
                 goal, targets, list(key_on(m, target, rows[0])), rows, lambda: row_ids(goal, {})
@@ -508,5 +503,6 @@ def _company_blind(entity: EntityMetadata) -> Callable[[str, Any], Any]:
     )
 
 
-def _key(entity: EntityMetadata, row: dict[str, Any]) -> dict[str, Any]:
+def key_of(entity: EntityMetadata, row: dict[str, Any]) -> dict[str, Any]:
+    """The row's primary key, by field name."""
     return {f.name: row[f.name] for f in entity.key}

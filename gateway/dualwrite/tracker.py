@@ -19,10 +19,9 @@ from typing import Any
 
 from gateway.background import Rounds
 from gateway.dualwrite.catchup import replay
-from gateway.dualwrite.initial_sync import log_refused, read_by_keys
+from gateway.dualwrite.initial_sync import key_of, log_refused, read_by_keys
 from gateway.dualwrite.service import DualWriteService, record
 from gateway.feed import Notifier
-from gateway.kernel.catalog import EntityMetadata
 from gateway.kernel.change import ChangeKind, TrackedChange
 from gateway.kernel.dualwrite import DualWriteMap, Side, identity
 from gateway.kernel.errors import GatewayError, NotFound
@@ -33,10 +32,6 @@ BATCH = 1000  # logged changes handled per store and round
 
 class Moved(Exception):
     """A row changed while it was being carried."""
-
-
-def identity_of(entity: EntityMetadata, row: dict[str, Any]) -> dict[str, Any]:
-    return {f.name: row[f.name] for f in entity.key}
 
 
 class ChangeTracker(Rounds):
@@ -102,7 +97,7 @@ class ChangeTracker(Rounds):
         async def unchanged() -> None:
             """A gateway write to these rows committed while they were carried: what
             was read is stale, and writing it would undo that write on the other side."""
-            now, _ = await read_by_keys(store, entity, [identity_of(entity, r) for r in present])
+            now, _ = await read_by_keys(store, entity, [key_of(entity, r) for r in present])
             if now != present:
                 raise Moved
 
