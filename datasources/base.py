@@ -12,6 +12,16 @@ from gateway.kernel.plan import Connection, QueryPlan
 from gateway.kernel.shape import Shape
 
 
+class Busy(Exception):
+    """Another writer holds the rows (see `DataSource.hold`)."""
+
+
+class Reader(Protocol):
+    async def fetch(self, plan: QueryPlan) -> Connection:
+        """Run a read plan."""
+        ...
+
+
 class DataSource(Protocol):
     """Reads an F&O (or Dataverse) store through, without copying.
 
@@ -57,6 +67,12 @@ class DataSource(Protocol):
 
     def unit(self) -> AbstractAsyncContextManager[Any]:
         """A transaction to apply several changes in (`apply`, `find`), all or none."""
+        ...
+
+    def hold(self) -> AbstractAsyncContextManager[Reader]:
+        """A transaction whose reads (plans without pages or relations) keep the rows
+        they read from other writers until the block ends. Raises `Busy` at once,
+        never waiting, when another writer holds them. It writes nothing."""
         ...
 
     async def take_events(self, limit: int) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ class Rounds(ABC):
         """One round; how much it did (0: nothing waited)."""
 
     def start(self) -> None:
+        self._stopping.clear()
         self._task = asyncio.create_task(self._run_forever(), name=self.name)
 
     def wake(self) -> None:

@@ -390,3 +390,18 @@ def run_sql(url: str, *statements: str, params: dict[str, Any] | None = None) ->
             await engine.dispose()
 
     asyncio.run(run())
+
+
+def sql_value(url: str, statement: str) -> Any:
+    """The one value a statement reads from a store."""
+    from sqlalchemy import text
+
+    async def run() -> Any:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return (await conn.execute(text(statement))).scalar()
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())

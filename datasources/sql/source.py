@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, Table, event, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from datasources.base import Busy
 from datasources.sql import outbox, tracking
+from datasources.sql.engine import BUSY_MS
 from datasources.sql.json_statements import JsonStatements, Unsupported
 from datasources.sql.metadata import dataarea, read_entities
 from datasources.sql.statements import RANK, TOTAL, Statements
@@ -32,6 +34,7 @@ from gateway.kernel.plan import ChildPlan, Connection, PageRequest, QueryPlan, R
 from gateway.kernel.shape import Shape
 
 Key = tuple[Any, ...]
+T = TypeVar("T")
 
 
 class SqlDataSource:
@@ -98,6 +101,24 @@ class SqlDataSource:
                     await tracking.unmark(conn)
         except DBAPIError as exc:
             raise UpstreamFailed(f"the store refused the change: {describe(exc)}") from exc
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[_Held]:
+        """See `DataSource.hold`. PostgreSQL locks the rows read (FOR UPDATE NOWAIT);
+        SQLite, whose writers lock the whole store, takes its write lock."""
+        sqlite = self.engine.dialect.name == "sqlite"
+        async with self.engine.connect() as conn:
+            try:
+                async with conn.begin() as transaction:
+                    if sqlite:
+                        await conn.exec_driver_sql("PRAGMA busy_timeout=0")
+                        await _held(conn.exec_driver_sql("BEGIN IMMEDIATE"))
+                    yield _Held(conn, self.statements, lock=not sqlite)
+                    await transaction.rollback()
+            finally:
+                if sqlite:
+                    await conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_MS}")
+                    await conn.rollback()
 
     async def prepare_outbox(self) -> None:
         """Create the store's event outbox, if it has none yet."""
@@ -233,6 +254,30 @@ class SqlDataSource:
                 pages[key] = _page(grouped.get(key, []), plan, plan.page, total)
             parent[slot] = pages[key]
         return [row for page in pages.values() for row in page.rows]
+
+
+class _Held:
+    def __init__(self, conn: AsyncConnection, statements: Statements, lock: bool) -> None:
+        self._conn = conn
+        self._statements = statements
+        self._lock = lock
+
+    async def fetch(self, plan: QueryPlan) -> Connection:
+        statement = self._statements.root(plan)
+        if self._lock:
+            statement = statement.with_for_update(nowait=True)
+        result = await _held(self._conn.execute(statement))
+        return Connection([dict(r) for r in result.mappings()], plan.order)
+
+
+async def _held(statement: Awaitable[T]) -> T:
+    """Run a statement of a hold: `Busy` when another writer holds what it needs."""
+    try:
+        return await statement
+    except DBAPIError as exc:
+        if tracking.is_busy(exc):
+            raise Busy from exc
+        raise UpstreamFailed(f"the store failed the read: {describe(exc)}") from exc
 
 
 @dataclass(frozen=True)

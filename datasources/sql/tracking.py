@@ -33,6 +33,7 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.kernel.catalog import EntityMetadata
@@ -90,6 +91,12 @@ async def unmark(conn: AsyncConnection) -> None:
     """Before commit: the SQLite mark must never be seen outside the transaction."""
     if conn.dialect.name != "postgresql":
         await conn.exec_driver_sql(f'DELETE FROM "{writer.name}"')  # noqa: S608
+
+
+def is_busy(exc: DBAPIError) -> bool:
+    """Whether a statement failed because another writer holds what it needed."""
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code == "55P03" or "database is locked" in str(exc.orig)
 
 
 async def install(conn: AsyncConnection, entity: EntityMetadata) -> None:

@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from datasources.base import DataSource
+from datasources.base import DataSource, Reader
 from gateway import jobs
 from gateway.dualwrite import lookups
 from gateway.dualwrite.lookups import needs_lookups
@@ -407,34 +407,38 @@ async def copy_rows(
     keep = in_scope(m, source, entity)
     check: CreateCheck | None = None
     refused: dict[int, str] = {}
-    async with AsyncExitStack() as stack:
-        unit = await stack.enter_async_context(dualwrite.store(target).unit())
-        reader = None  # what reads the Dataverse store for lookups
-        if needs_lookups(m, target):
-            reader = (
-                unit
-                if target is Side.DATAVERSE
-                else await stack.enter_async_context(dualwrite.store(Side.DATAVERSE).unit())
-            )
-        tables = await dualwrite.entities(Side.DATAVERSE)
-        cache: dict[tuple[Any, ...], Any] = {}
-        for row in found:
-            if not keep(row):
-                continue
-            values = carrier.carry(row)
-            key = key_on(m, target, values)
-            try:
-                if reader is not None:
-                    company = row.get(entity.company_field) if entity.company_field else None
-                    await lookups.resolve(m, target, values, company, reader, tables, cache)
-                if check is None:  # every row carries the same fields
-                    check = CreateCheck(goal, list(values), [*row_ids(goal, key)])
-                check(values)
-            except GatewayError as exc:
-                failed.append((key_of(entity, row), exc.message))
-                continue
-            rows.append({**values, **key})
-            keys.append(key_of(entity, row))
+    async with dualwrite.store(target).unit() as unit:
+        # lookups read the Dataverse store, in its own transaction when it is the
+        # source, which ends before the rows are settled
+        async with AsyncExitStack() as lookups_unit:
+            reader = None
+            if needs_lookups(m, target):
+                reader = (
+                    unit
+                    if target is Side.DATAVERSE
+                    else await lookups_unit.enter_async_context(
+                        dualwrite.store(Side.DATAVERSE).unit()
+                    )
+                )
+            tables = await dualwrite.entities(Side.DATAVERSE)
+            cache: dict[tuple[Any, ...], Any] = {}
+            for row in found:
+                if not keep(row):
+                    continue
+                values = carrier.carry(row)
+                key = key_on(m, target, values)
+                try:
+                    if reader is not None:
+                        company = row.get(entity.company_field) if entity.company_field else None
+                        await lookups.resolve(m, target, values, company, reader, tables, cache)
+                    if check is None:  # every row carries the same fields
+                        check = CreateCheck(goal, list(values), [*row_ids(goal, key)])
+                    check(values)
+                except GatewayError as exc:
+                    failed.append((key_of(entity, row), exc.message))
+                    continue
+                rows.append({**values, **key})
+                keys.append(key_of(entity, row))
         if rows:
             refused = await unit.upsert_many(
                 goal, targets, list(key_on(m, target, rows[0])), rows, lambda: row_ids(goal, {})
@@ -452,7 +456,7 @@ def row_ids(entity: EntityMetadata, key: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def read_by_keys(
-    store: DataSource, entity: EntityMetadata, keys: list[dict[str, Any]]
+    store: Reader, entity: EntityMetadata, keys: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The rows with these keys as they are now, in the keys' order, and the keys of
     those gone since. Keys naming the same fields are read together, a few hundred a

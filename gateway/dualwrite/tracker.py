@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
-from contextlib import suppress
+from contextlib import AsyncExitStack
+from functools import partial
 from typing import Any
 
+from datasources.base import Busy
 from gateway.background import Rounds
 from gateway.dualwrite.catchup import replay
 from gateway.dualwrite.initial_sync import key_of, log_refused, read_by_keys
@@ -93,17 +94,9 @@ class ChangeTracker(Rounds):
             return True
         store = self._dualwrite.store(side)
         present, gone = await read_by_keys(store, entity, keys)
-
-        async def unchanged() -> None:
-            """A gateway write to these rows committed while they were carried: what
-            was read is stale, and writing it would undo that write on the other side."""
-            now, _ = await read_by_keys(store, entity, [key_of(entity, r) for r in present])
-            if now != present:
-                raise Moved
-
         for m in running:
             try:
-                await self._carry(m, side, present, gone, len(keys), unchanged)
+                await self._carry(m, side, present, gone, len(keys))
             except Moved:
                 return False  # read again on the next round
             except Exception as exc:
@@ -123,13 +116,24 @@ class ChangeTracker(Rounds):
                 )
                 await self._dualwrite.enqueue([m], side, keys)  # kept for a resume
             self._failures.pop(m.name, None)
-        # a gateway write to the other side commits there first and here last: one
-        # that landed just after the check above shows here now, and its rows are
-        # carried again next round
-        with suppress(Moved):
-            await unchanged()
-            return True
-        return False
+        return True
+
+    async def _settled(
+        self, held: AsyncExitStack, m: DualWriteMap, side: Side, present: list[dict[str, Any]]
+    ) -> None:
+        """Before a copy commits, hold the rows it was read from until it has (`held`
+        lets go): a gateway write to them either committed before, and then they read
+        differently now, or waits until the copy is in. One in flight holds them
+        already and may have written the other side before this copy did: the rows
+        are read again next round."""
+        entity = (await self._dualwrite.entities(side))[m.entity_on(side)]
+        try:
+            rows = await held.enter_async_context(self._dualwrite.store(side).hold())
+        except Busy:
+            raise Moved from None
+        now, _ = await read_by_keys(rows, entity, [key_of(entity, r) for r in present])
+        if now != present:
+            raise Moved
 
     async def _carry(
         self,
@@ -138,9 +142,14 @@ class ChangeTracker(Rounds):
         present: list[dict[str, Any]],
         gone: list[dict[str, Any]],
         count: int,
-        settled: Callable[[], Awaitable[None]],
     ) -> None:
-        failed = await replay(self._dualwrite, m, side, present, gone, settled)
+        failed: list[tuple[dict[str, Any], str]] = []
+        if present:
+            async with AsyncExitStack() as held:
+                settled = partial(self._settled, held, m, side, present)
+                failed = await replay(self._dualwrite, m, side, present, [], settled)
+        if gone:
+            failed += await replay(self._dualwrite, m, side, [], gone)
         environment = self._dualwrite.environment
         by_company: dict[str, list[tuple[dict[str, Any], str]]] = defaultdict(list)
         for key, message in failed:

@@ -185,17 +185,19 @@ def test_direct_writes_queue_while_paused_and_refusals_are_logged(linked: Gatewa
 
 
 @contextmanager
-def writing_account(url: str, account: str, limit: int) -> Iterator[None]:
-    """Another transaction sets an account's credit limit, holding the row until the
-    block ends: a gateway write to Dataverse that has not committed yet."""
+def in_flight(url: str, statement: str) -> Iterator[None]:
+    """A gateway write that has not committed yet: another transaction, marked as the
+    gateway's, runs `statement` and holds what it wrote until the block ends."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         held = sqlite3.connect(str(parsed.database), isolation_level=None, timeout=30)
         held.execute("BEGIN IMMEDIATE")
-        held.execute("UPDATE account SET creditlimit = ? WHERE accountnumber = ?", (limit, account))
+        held.execute("INSERT INTO fno_gateway_writer (mark) VALUES (1)")
+        held.execute(statement)
         try:
             yield
         finally:
+            held.execute("DELETE FROM fno_gateway_writer")
             held.execute("COMMIT")
             held.close()
         return
@@ -204,10 +206,8 @@ def writing_account(url: str, account: str, limit: int) -> Iterator[None]:
     async def write() -> Any:
         conn = await asyncpg.connect(parsed.set(drivername="postgresql").render_as_string(False))
         await conn.execute("BEGIN")
-        await conn.execute("SET LOCAL fno_gateway.writer = 'on'")  # the gateway's
-        await conn.execute(
-            "UPDATE account SET creditlimit = $1 WHERE accountnumber = $2", limit, account
-        )
+        await conn.execute("SET LOCAL fno_gateway.writer = 'on'")
+        await conn.execute(statement)
         return conn
 
     conn = loop.run_until_complete(write())
@@ -217,6 +217,17 @@ def writing_account(url: str, account: str, limit: int) -> Iterator[None]:
         loop.run_until_complete(conn.execute("COMMIT"))
         loop.run_until_complete(conn.close())
         loop.close()
+
+
+def gateway_write(gw: Gateway, url: str, statement: str) -> None:
+    """A committed write marked as the gateway's, which the triggers leave alone."""
+    with in_flight(url, statement):
+        pass
+
+
+def set_credit(table: str, limit: int, number: str) -> str:
+    column = "customeraccount" if table == "custcustomerv3entity" else "accountnumber"
+    return f"UPDATE {table} SET creditlimit = {limit} WHERE {column} = '{number}'"
 
 
 def test_a_direct_write_never_undoes_a_gateway_write_that_raced_it(linked: Gateway) -> None:
@@ -229,22 +240,37 @@ def test_a_direct_write_never_undoes_a_gateway_write_that_raced_it(linked: Gatew
     gw.data(CUSTOMER, {"input": customer("DW-R1")}, token=writer)
     dataverse = gw.runtime.linked.url
     assert dataverse is not None
-    marked = {  # the gateway's own write to F&O, which the triggers leave alone
-        "sqlite": ("INSERT INTO fno_gateway_writer (mark) VALUES (1)",),
-        "postgresql": ("SET LOCAL fno_gateway.writer = 'on'",),
-    }[gw.backend]
-    with writing_account(dataverse, "DW-R1", 7000):
-        run_sql(
-            gw.fno_url,
-            "UPDATE custcustomerv3entity SET creditlimit = 3000 WHERE customeraccount = 'DW-R1'",
-        )
+    with in_flight(dataverse, set_credit("account", 7000, "DW-R1")):
+        run_sql(gw.fno_url, set_credit("custcustomerv3entity", 3000, "DW-R1"))
         time.sleep(1.0)  # sync has read 3000 and waits for the account row
-        run_sql(
-            gw.fno_url,
-            *marked,
-            "UPDATE custcustomerv3entity SET creditlimit = 7000 WHERE customeraccount = 'DW-R1'",
-            *(("DELETE FROM fno_gateway_writer",) if gw.backend == "sqlite" else ()),
-        )
+        gateway_write(gw, gw.fno_url, set_credit("custcustomerv3entity", 7000, "DW-R1"))
     time.sleep(1.5)
     assert (credit_limit(gw, "DW-R1") or "").startswith("7000")
     assert accounts(gw, "DW-R1")[0]["creditlimit"].startswith("7000")
+
+
+def test_a_direct_write_waits_for_a_gateway_write_in_flight_on_its_side(
+    linked: Gateway,
+) -> None:
+    """A gateway write to F&O commits Dataverse first and F&O last. A row written
+    straight into F&O just before it is not carried while that write holds the F&O
+    row: what sync would read there is the value the write is replacing, and copying
+    it over the newer Dataverse value would leave the two sides apart for good."""
+    gw = linked
+    writer = gw.token(Role.WRITER, sub="rep@contoso.com")
+    run_customers(gw, writer)
+    gw.data(CUSTOMER, {"input": customer("DW-R2")}, token=writer)
+    dataverse = gw.runtime.linked.url
+    assert dataverse is not None
+    tracker = gw.runtime.tracker
+    asyncio.run_coroutine_threadsafe(tracker.stop(), gw.loop).result()
+    run_sql(gw.fno_url, set_credit("custcustomerv3entity", 3000, "DW-R2"))
+    with in_flight(gw.fno_url, set_credit("custcustomerv3entity", 7000, "DW-R2")):
+        gateway_write(gw, dataverse, set_credit("account", 7000, "DW-R2"))
+        gw.loop.call_soon_threadsafe(tracker.start)
+        time.sleep(1.0)  # sync has read 3000 from F&O a few times by now
+        assert accounts(gw, "DW-R2")[0]["creditlimit"].startswith("7000")
+    time.sleep(1.0)
+    assert (credit_limit(gw, "DW-R2") or "").startswith("7000")
+    assert accounts(gw, "DW-R2")[0]["creditlimit"].startswith("7000")
+    assert "1 rows written directly to F&O synced, 0 refused" in activity(gw, "TRACKED")

@@ -25,7 +25,7 @@ from gateway.auth import Role
 from gateway.kernel.change import Change, ChangeKind
 from gateway.kernel.dual_write_maps import OUT_OF_THE_BOX_MAPS
 from gateway.kernel.dualwrite import MapState, Side
-from tests.conftest import Gateway, run_sql
+from tests.conftest import Gateway, run_sql, sql_value
 from tests.gateway.test_setup import admin, new_environment, setup, wait_until
 
 CUSTOMERS = "Customers V3 (accounts)"
@@ -592,15 +592,18 @@ def test_a_paused_map_queues_and_resumes_in_order(linked: Gateway) -> None:
     )
 
 
-SIDES = ["fno", "dv"]
+SIDES = ["fno", "dv", "fno-direct", "dv-direct"]  # through the gateway, or straight in
 WRITE = st.tuples(st.sampled_from(SIDES), st.integers(0, 2), st.integers(1, 9999))
 STEPS = st.lists(st.one_of(WRITE, st.just(("pause",)), st.just(("resume",))), max_size=10)
 
 
 def test_stores_converge_whatever_the_writes_and_pauses(linked: Gateway) -> None:
-    """Random writes on both sides, with pauses and resumes: afterwards both stores hold
-    the same credit limits, and none is lost: the last write, or the master's
-    (Dataverse) when both sides changed a row while the map was paused."""
+    """Random writes on both sides, through the gateway or straight into a store, with
+    pauses and resumes: afterwards both stores hold the same credit limits, and none
+    is lost: the last write, or the master's (Dataverse) when both sides changed a row
+    while the map was paused. Rows written straight in are synced while the next
+    writes run (a pause waits until they are taken in: what sync had not seen yet
+    would be paused too, and then the master's version would win)."""
     gw = linked
     services = gw.runtime.services
     writer = gw.token(Role.WRITER, sub="rep@contoso.com")
@@ -619,8 +622,22 @@ def test_stores_converge_whatever_the_writes_and_pauses(linked: Gateway) -> None
     fno, dv = gw.run(entities())
     expected = {a: Decimal(2000) for a in accounts}
 
+    dataverse = gw.runtime.linked.url
+    assert dataverse is not None
+
     def write(side: str, i: int, value: int) -> None:
-        if side == "fno":
+        if side == "fno-direct":
+            run_sql(
+                gw.fno_url,
+                f"UPDATE custcustomerv3entity SET creditlimit = {value} "
+                f"WHERE customeraccount = '{accounts[i]}'",
+            )
+        elif side == "dv-direct":
+            run_sql(
+                dataverse,
+                f"UPDATE account SET creditlimit = {value} WHERE accountnumber = '{accounts[i]}'",
+            )
+        elif side == "fno":
             key = {"dataAreaId": "usmf", "CustomerAccount": accounts[i]}
             change = Change("CustomerV3", ChangeKind.UPDATE, key, {"CreditLimit": Decimal(value)})
             gw.run(services.writes.apply(Side.FNO, fno["CustomerV3"], fno, change))
@@ -634,7 +651,13 @@ def test_stores_converge_whatever_the_writes_and_pauses(linked: Gateway) -> None
         in_dv = gw.data(ACCOUNT, {"a": account})["accounts"]["nodes"][0]["creditlimit"]
         return {"fno": Decimal(in_fno), "dv": Decimal(in_dv)}
 
+    def taken_in() -> None:
+        """Every row written straight into a store has been synced (or queued)."""
+        for url in (gw.fno_url, dataverse):
+            wait_for(lambda u=url: sql_value(u, "SELECT count(*) FROM fno_change_log") == 0)
+
     def settle(window: dict[str, dict[str, int]]) -> None:
+        taken_in()
         gw.run(services.dualwrite.resume(CUSTOMERS))
         wait_for(
             lambda: (
@@ -646,7 +669,7 @@ def test_stores_converge_whatever_the_writes_and_pauses(linked: Gateway) -> None
             expected[account] = Decimal(sides["dv"] if "dv" in sides else sides["fno"])
 
     @settings(
-        max_examples=12,
+        max_examples=30,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture],
     )
@@ -655,6 +678,7 @@ def test_stores_converge_whatever_the_writes_and_pauses(linked: Gateway) -> None
         window: dict[str, dict[str, int]] | None = None  # writes while paused
         for step in steps:
             if step[0] == "pause" and window is None:
+                taken_in()
                 gw.run(services.dualwrite.pause(CUSTOMERS))
                 window = {}
             elif step[0] == "resume" and window is not None:
@@ -666,9 +690,10 @@ def test_stores_converge_whatever_the_writes_and_pauses(linked: Gateway) -> None
                 if window is None:
                     expected[accounts[i]] = Decimal(value)
                 else:
-                    window.setdefault(accounts[i], {})[side] = value
+                    window.setdefault(accounts[i], {})[side.split("-")[0]] = value
         if window is not None:
             settle(window)
+        taken_in()
         for account in accounts:
             found = limits(account)
             assert found["fno"] == found["dv"] == expected[account], (account, steps)
