@@ -8,6 +8,7 @@ covers rows appended by another gateway sharing the control store.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from contextlib import suppress
 
 
@@ -15,10 +16,17 @@ class Notifier:
     def __init__(self, poll: float = 1.0) -> None:
         self._poll = poll
         self._event = asyncio.Event()
+        self._wakes: list[Callable[[], None]] = []
 
     def notify(self) -> None:
         event, self._event = self._event, asyncio.Event()
         event.set()
+        for wake in self._wakes:
+            wake()
+
+    def also_wake(self, wake: Callable[[], None]) -> None:
+        """Call `wake` on every notification too (a background task's)."""
+        self._wakes.append(wake)
 
     async def wait(self) -> None:
         """Until the next notification, or the poll interval."""

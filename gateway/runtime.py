@@ -28,6 +28,7 @@ from gateway.dualwrite.service import RESUME_JOB, DualWriteService
 from gateway.dualwrite.tracker import ChangeTracker
 from gateway.events.log import EventLog
 from gateway.events.relay import EventRelay
+from gateway.events.stream import EventStream
 from gateway.feed import Notifier
 from gateway.jobs import JobRunner
 from gateway.kernel.catalog import ResolvedCatalog
@@ -121,6 +122,7 @@ class Runtime:
             settings.poll_seconds,
         )
         services.writes.use_relay(relay.wake)
+        notifier.also_wake(services.stream.wake)  # the relay logged events
         schemas = SchemaHolder(catalog, settings.max_depth, linked.catalog)
         await schemas.rebuild()  # opens the linked Dataverse store, if there is one
         await services.dualwrite.refresh()
@@ -131,6 +133,7 @@ class Runtime:
             runner.start()
             tracker.start()
             relay.start()
+        services.stream.start()
         return cls(
             settings=settings,
             fno_engine=fno_engine,
@@ -150,6 +153,7 @@ class Runtime:
     async def close(self) -> None:
         await self.tracker.stop()
         await self.relay.stop()
+        await self.services.stream.stop()
         await self.runner.stop()
         await self.services.initial_sync.close()
         await self.linked.close()
@@ -198,8 +202,10 @@ async def _control_plane(
     catch_up = CatchUp(control, dualwrite, notifier)
     runner.register(RESUME_JOB, catch_up.step, catch_up.give_up)
     writes = WritePipeline(dualwrite, settings.sync_timeout)
+    events = EventLog(control)
+    stream = EventStream(events, settings.poll_seconds, settings.event_buffer)
     services = Services(
-        auth, tenant, integrations, add_ins, dualwrite, initial, writes, EventLog(control)
+        auth, tenant, integrations, add_ins, dualwrite, initial, writes, events, stream
     )
     tracker = ChangeTracker(dualwrite, notifier, settings.track_seconds, settings.job_tries)
     return services, runner, notifier, linked, tracker

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     sync_timeout: float = Field(
         120.0, gt=0, description="Seconds the other store has to take a dual-write change."
     )
+    event_buffer: int = Field(
+        10_000,
+        ge=1,
+        description="Events a businessEvents listener may have waiting before it is switched "
+        "to reading the event log (nothing is lost; it is told).",
+    )
     default_page_size: int = Field(
         100, ge=1, description="Page size when a connection gets neither first nor last."
     )

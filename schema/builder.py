@@ -99,7 +99,8 @@ def build_schema(
         ],
     )
     subscription: Any = create_type(
-        "Subscription", [*setup_api.SUBSCRIPTIONS, *dualwrite_api.SUBSCRIPTIONS]
+        "Subscription",
+        [*setup_api.SUBSCRIPTIONS, *dualwrite_api.SUBSCRIPTIONS, *events_api.SUBSCRIPTIONS],
     )
     schema = GatewaySchema(
         query=query,

@@ -11,6 +11,7 @@ from gateway.catalog.service import CatalogService
 from gateway.dualwrite.initial_sync import InitialSync
 from gateway.dualwrite.service import DualWriteService
 from gateway.events.log import EventLog
+from gateway.events.stream import EventStream
 from gateway.kernel.errors import Forbidden, Unauthenticated, UpstreamFailed
 from gateway.setup.addins import AddInService
 from gateway.setup.service import IntegrationService
@@ -36,6 +37,7 @@ class Services:
     initial_sync: InitialSync
     writes: WritePipeline
     events: EventLog
+    stream: EventStream
 
 
 @dataclass

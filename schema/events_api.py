@@ -3,12 +3,14 @@ every visible entity), each with its payload's JSON Schema."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Annotated, cast
 
 import strawberry
 from strawberry.scalars import JSON
 
-from gateway.auth import Role
+from gateway.auth import Principal, Role
+from gateway.events.log import EventFilter
 from gateway.kernel.errors import BadUserInput
 from gateway.kernel.events import CATALOG, BusinessEvent, data_events
 from gateway.kernel.json import plain
@@ -56,6 +58,24 @@ async def business_event_catalog(
     return [BusinessEventEntry.of(e) for e in events if category in (None, e.category)]
 
 
+@strawberry.input(description="Which events to receive; a field left out lets every value through.")
+class BusinessEventFilter:
+    events: list[str] | None = strawberry.field(default=None, description="BusinessEventIds.")
+    categories: list[str] | None = None
+    legal_entities: list[str] | None = strawberry.field(default=None, name="legalEntities")
+    entities: list[str] | None = strawberry.field(
+        default=None, description="Entities whose data events to receive."
+    )
+
+    def narrowed(self, principal: Principal) -> EventFilter:
+        """The filter, kept to the legal entities the caller may read."""
+        companies = self.legal_entities
+        if principal.companies is not None:
+            asked = [c.upper() for c in companies or principal.companies]
+            companies = [c for c in asked if principal.may_read(c)] or ["-"]
+        return EventFilter.of(self.events, self.categories, companies, self.entities)
+
+
 @strawberry.field(
     name="businessEvents",
     description="Events after a ControlNumber, oldest first, as their payloads: the "
@@ -73,15 +93,54 @@ async def business_events(
 ) -> list[JSON]:
     context: RequestContext = info.context
     principal = context.require(Role.READER)
-    if principal.companies is not None:  # only the legal entities it may read
-        asked = [c.upper() for c in legal_entities or principal.companies]
-        legal_entities = [c for c in asked if principal.may_read(c)] or ["-"]
     if not 0 < first <= 10_000:
         raise BadUserInput("first is between 1 and 10000")
-    found = await context.control.events.read(
-        after, first, events, categories, legal_entities, entities
-    )
-    return [cast(JSON, e) for e in plain(found)]
+    wanted = BusinessEventFilter(
+        events=events, categories=categories, legal_entities=legal_entities, entities=entities
+    ).narrowed(principal)
+    found = await context.control.events.read(after, first, wanted)
+    return [cast(JSON, plain(e.payload)) for e in found]
 
 
 QUERIES = [business_event_catalog, business_events]
+
+
+@strawberry.type(description="Events in ControlNumber order, as many as were waiting.")
+class BusinessEventBatch:
+    cursor: str = strawberry.field(
+        description="The last event's ControlNumber: subscribe again with `after` set to "
+        "it and nothing is missed."
+    )
+    events: JSON = strawberry.field(description="The events' payloads (a list), oldest first.")
+    notice: str | None = strawberry.field(
+        description="Set when the gateway changed how it serves this listener, e.g. "
+        "BUFFER_FULL: it fell behind and now reads the event log (nothing is lost)."
+    )
+
+
+@strawberry.subscription(
+    name="businessEvents",
+    description="The events after `after` (a cursor or ControlNumber; left out: from now "
+    "on), then each new one as it is logged: at least once, in ControlNumber order.",
+)
+async def watch_business_events(
+    info: strawberry.Info,
+    filter: BusinessEventFilter | None = None,
+    after: str | None = None,
+) -> AsyncGenerator[BusinessEventBatch, None]:
+    context: RequestContext = info.context
+    principal = context.require(Role.READER)
+    try:
+        cursor = None if after is None else int(after)
+    except ValueError:
+        raise BadUserInput(f"after: {after!r} is not a cursor (a ControlNumber)") from None
+    wanted = (filter or BusinessEventFilter()).narrowed(principal)
+    async for delivery in context.control.stream.listen(cursor, wanted):
+        yield BusinessEventBatch(
+            cursor=str(delivery.cursor),
+            events=cast(JSON, [e.json for e in delivery.events]),
+            notice=delivery.notice,
+        )
+
+
+SUBSCRIPTIONS = [watch_business_events]

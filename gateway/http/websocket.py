@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
@@ -41,6 +42,11 @@ class GraphQLWebSocket(GraphQL[RequestContext, None]):
     @schema.setter
     def schema(self, _value: object) -> None:
         pass  # the schema is the runtime's current one, read per connection
+
+    def encode_json(self, data: object) -> str:
+        """orjson, which passes events encoded once for all listeners through as they
+        are; text, as the protocols want text frames."""
+        return orjson.dumps(data).decode()
 
     def _runtime(self) -> Runtime:
         runtime: Runtime = self._runtime_of()
