@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -73,6 +73,11 @@ class DataSource(Protocol):
         """A transaction whose reads (plans without pages or relations) keep the rows
         they read from other writers until the block ends. Raises `Busy` at once,
         never waiting, when another writer holds them. It writes nothing."""
+        ...
+
+    def watch_events(self, wake: Callable[[], None]) -> None:
+        """From now on, call `wake` when any writer commits events to the outbox, where
+        the store can tell (a relay looks periodically anyway)."""
         ...
 
     async def take_events(self, limit: int) -> list[dict[str, Any]]:

@@ -104,12 +104,17 @@ def _serve(settings: Settings) -> int:
             port=settings.port,
             workers=settings.workers,
             log_level=settings.log_level,
+            ws_per_message_deflate=settings.ws_compression,
         )
         return 0
     from gateway.app import create_app
 
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        ws_per_message_deflate=settings.ws_compression,
     )
     return 0
 

@@ -110,6 +110,7 @@ class Runtime:
         await create_control_schema(control_engine)
         fno = SqlDataSource(fno_engine)
         await fno.prepare_outbox()
+        await EventLog(control_engine).prepare()
         catalog = CatalogService(control_engine, fno)
         await catalog.sync()
         services, runner, notifier, linked, tracker = await _control_plane(

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     sync_timeout: float = Field(
         120.0, gt=0, description="Seconds the other store has to take a dual-write change."
     )
+    ws_compression: bool = Field(
+        False,
+        description="Compress WebSocket messages (permessage-deflate) when a client asks. "
+        "Off: a stream to many listeners would compress the same events once per listener, "
+        "which costs far more CPU than sending them.",
+    )
     event_buffer: int = Field(
         10_000,
         ge=1,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLObjectType
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -16,6 +16,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import create_type
 from strawberry.types import ExecutionContext
 
@@ -28,6 +29,8 @@ from schema.naming import Inflector
 from schema.planner import DATAVERSE
 from schema.registry import TypeRegistry
 from schema.scalars import SCALAR_MAP
+
+MEMO_LIMIT = 64  # subfield sets an executor remembers (a subscription has one each)
 
 
 class GatewaySchema(strawberry.Schema):
@@ -44,6 +47,19 @@ class GatewaySchema(strawberry.Schema):
         self, errors: Sequence[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         return None
+
+
+class GatewayExecutor(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core memoizes each executor's subfields by the identity of lists that
+    every execution makes anew; a subscription keeps one executor for its whole life,
+    so that memo grew with every message sent (and slowed the collector with it).
+    Bounded here: emptying it only costs a recomputation, never a wrong hit, as each
+    entry keeps its own list alive."""
+
+    def collect_subfields(self, return_type: GraphQLObjectType, field_details_list: Any) -> Any:
+        if len(self._relevant_sub_fields) > MEMO_LIMIT:
+            self._relevant_sub_fields.clear()
+        return super().collect_subfields(return_type, field_details_list)
 
 
 def read_field(source: Any, name: str) -> Any:
@@ -106,6 +122,7 @@ def build_schema(
         query=query,
         mutation=mutation,
         subscription=subscription,
+        execution_context_class=GatewayExecutor,
         config=StrawberryConfig(
             auto_camel_case=False, default_resolver=read_field, scalar_map=dict(SCALAR_MAP)
         ),

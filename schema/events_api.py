@@ -138,7 +138,7 @@ async def watch_business_events(
     async for delivery in context.control.stream.listen(cursor, wanted):
         yield BusinessEventBatch(
             cursor=str(delivery.cursor),
-            events=cast(JSON, [e.json for e in delivery.events]),
+            events=cast(JSON, delivery.payloads),
             notice=delivery.notice,
         )
 

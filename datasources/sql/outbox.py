@@ -8,8 +8,23 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, delete, select
+from sqlalchemy import (
+    ARRAY,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    any_,
+    cast,
+    delete,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from datasources.sql import notify
 
 _metadata = MetaData()
 outbox = Table(
@@ -31,6 +46,7 @@ outbox = Table(
 
 async def ensure(conn: AsyncConnection) -> None:
     await conn.run_sync(_metadata.create_all)
+    await notify.install(conn, outbox.name)
 
 
 async def add(conn: AsyncConnection, events: Sequence[dict[str, Any]]) -> None:
@@ -45,7 +61,12 @@ async def take(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
 
 
 async def forget(conn: AsyncConnection, ids: Sequence[int]) -> None:
-    await conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids))))
+    if conn.dialect.name == "postgresql":  # one statement, whatever the number of ids
+        await conn.execute(
+            delete(outbox).where(outbox.c.id == any_(cast(list(ids), ARRAY(Integer))))
+        )
+    else:
+        await conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids))))
 
 
 def utc(stamp: dt.datetime) -> dt.datetime:

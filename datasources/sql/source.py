@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from datasources.base import Busy
-from datasources.sql import outbox, tracking
+from datasources.sql import notify, outbox, tracking
 from datasources.sql.engine import BUSY_MS
 from datasources.sql.json_statements import JsonStatements, Unsupported
 from datasources.sql.metadata import dataarea, read_entities
@@ -47,6 +47,7 @@ class SqlDataSource:
         self.statements = Statements(self.table, engine.dialect.name)
         self.json = JsonStatements(self.statements) if engine.dialect.name == "postgresql" else None
         self._tracking: bool | None = None  # whether writes must carry the gateway's mark
+        self._listeners: list[notify.Listener] = []
         if engine.dialect.name == "postgresql":
             event.listen(engine.sync_engine, "checkout", tracking.mark_session)
 
@@ -69,6 +70,8 @@ class SqlDataSource:
     async def close(self) -> None:
         """Dispose of the engine once the connections in use are back (a round of a
         background task may hold one): one returned to a disposed pool stays open."""
+        for listener in self._listeners:
+            await listener.stop()
         checked_out = getattr(self.engine.pool, "checkedout", lambda: 0)
         for _ in range(100):
             if not checked_out():
@@ -124,6 +127,12 @@ class SqlDataSource:
         """Create the store's event outbox, if it has none yet."""
         async with self.engine.begin() as conn:
             await outbox.ensure(conn)
+
+    def watch_events(self, wake: Callable[[], None]) -> None:
+        """Call `wake` when any writer commits events to the outbox (PostgreSQL)."""
+        listener = notify.Listener(self.engine, outbox.outbox.name, wake)
+        listener.start()
+        self._listeners.append(listener)
 
     async def take_events(self, limit: int) -> list[dict[str, Any]]:
         """The oldest events in the outbox."""

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import orjson
 from sqlalchemy import Column, Index, Integer, Select, String, Table, Text, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from datasources.sql import notify
 from datasources.sql.tables import UtcDateTime
 from gateway.control import control_metadata
 from gateway.kernel.events import BusinessEvent, envelope
@@ -43,19 +45,14 @@ event_log = Table(
 )
 
 
-async def append(conn: AsyncConnection, events: Sequence[dict[str, Any]]) -> int:
+async def append(conn: AsyncConnection, events: Sequence[dict[str, Any]]) -> None:
     """Add the events the log does not hold yet (a relay may hand one over twice)."""
-    ids = [e["event_id"] for e in events]
-    held = set(
-        (await conn.execute(select(event_log.c.event_id).where(event_log.c.event_id.in_(ids))))
-        .scalars()
-        .all()
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(event_log)
+    await _in_turn(conn)
+    await conn.execute(
+        insert.on_conflict_do_nothing(index_elements=["event_id"]),
+        [{k: v for k, v in e.items() if k != "id"} for e in events],
     )
-    fresh = [{k: v for k, v in e.items() if k != "id"} for e in events if e["event_id"] not in held]
-    if fresh:
-        await _in_turn(conn)
-        await conn.execute(event_log.insert(), fresh)
-    return len(fresh)
 
 
 async def raise_control_event(
@@ -167,9 +164,9 @@ class Logged:
         )
 
     @cached_property
-    def json(self) -> orjson.Fragment:
-        """The payload encoded once, whatever the number of listeners it goes to."""
-        return orjson.Fragment(orjson.dumps(self.payload))
+    def encoded(self) -> bytes:
+        """The payload as JSON, encoded once whatever the number of listeners."""
+        return orjson.dumps(self.payload)
 
 
 class EventLog:
@@ -177,6 +174,15 @@ class EventLog:
 
     def __init__(self, control: AsyncEngine) -> None:
         self._control = control
+
+    async def prepare(self) -> None:
+        """Have the control store tell listeners when events are logged (PostgreSQL)."""
+        async with self._control.begin() as conn:
+            await notify.install(conn, event_log.name)
+
+    def listener(self, wake: Callable[[], None]) -> notify.Listener:
+        """Calls `wake` when any process logs events, once started."""
+        return notify.Listener(self._control, event_log.name, wake)
 
     async def read(
         self, after: int, limit: int, wanted: EventFilter = EventFilter()

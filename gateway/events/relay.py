@@ -5,6 +5,8 @@ event over twice; the log keeps one (by EventId)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+from weakref import WeakSet
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -33,11 +35,15 @@ class EventRelay(Rounds):
         self._control = control
         self._stores = stores
         self._notifier = notifier
+        self._watched: WeakSet[Any] = WeakSet()  # the stores that wake this relay
 
     async def step(self) -> int:
         """Move the oldest waiting events of each store; how many there were."""
         moved = 0
         for store in self._stores():
+            if store not in self._watched:
+                store.watch_events(self.wake)  # events other processes write
+                self._watched.add(store)
             events = await store.take_events(BATCH)
             if not events:
                 continue
