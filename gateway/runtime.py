@@ -26,8 +26,11 @@ from gateway.dualwrite.catchup import CatchUp
 from gateway.dualwrite.initial_sync import InitialSync
 from gateway.dualwrite.service import RESUME_JOB, DualWriteService
 from gateway.dualwrite.tracker import ChangeTracker
+from gateway.events.dispatch import Dispatcher
+from gateway.events.endpoints import EndpointService
 from gateway.events.log import EventLog
 from gateway.events.relay import EventRelay
+from gateway.events.senders import Brokers
 from gateway.events.stream import EventStream
 from gateway.feed import Notifier
 from gateway.jobs import JobRunner
@@ -134,6 +137,7 @@ class Runtime:
             runner.start()
             tracker.start()
             relay.start()
+            services.dispatcher.start()
         services.stream.start()
         return cls(
             settings=settings,
@@ -155,6 +159,7 @@ class Runtime:
         await self.tracker.stop()
         await self.relay.stop()
         await self.services.stream.stop()
+        await self.services.dispatcher.stop()
         await self.runner.stop()
         await self.services.initial_sync.close()
         await self.linked.close()
@@ -205,8 +210,25 @@ async def _control_plane(
     writes = WritePipeline(dualwrite, settings.sync_timeout)
     events = EventLog(control)
     stream = EventStream(events, settings.poll_seconds, settings.event_buffer)
+    brokers = Brokers()
+    endpoints = EndpointService(control, events, brokers, settings.event_endpoints_per_event)
+    dispatcher = Dispatcher(
+        control, events, endpoints, brokers, settings.poll_seconds, settings.webhook_timeout
+    )
+    endpoints.changed = dispatcher.wake
+    notifier.also_wake(dispatcher.wake)  # events were logged
     services = Services(
-        auth, tenant, integrations, add_ins, dualwrite, initial, writes, events, stream
+        auth,
+        tenant,
+        integrations,
+        add_ins,
+        dualwrite,
+        initial,
+        writes,
+        events,
+        stream,
+        endpoints,
+        dispatcher,
     )
     tracker = ChangeTracker(dualwrite, notifier, settings.track_seconds, settings.job_tries)
     return services, runner, notifier, linked, tracker

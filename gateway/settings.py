@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         "Off: a stream to many listeners would compress the same events once per listener, "
         "which costs far more CPU than sending them.",
     )
+    event_endpoints_per_event: int = Field(
+        10, ge=1, description="Endpoints one business event may be activated for."
+    )
+    webhook_timeout: float = Field(
+        10.0, gt=0, description="Seconds a webhook has to answer before the try counts as failed."
+    )
     event_buffer: int = Field(
         10_000,
         ge=1,

@@ -21,7 +21,15 @@ from strawberry.tools import create_type
 from strawberry.types import ExecutionContext
 
 from gateway.kernel.catalog import ResolvedCatalog
-from schema import catalog_api, dualwrite_api, events_api, lean, setup_api, tenant_api
+from schema import (
+    catalog_api,
+    dualwrite_api,
+    event_endpoints_api,
+    events_api,
+    lean,
+    setup_api,
+    tenant_api,
+)
 from schema.entities import EntityTypes
 from schema.fast import FastReads, RootField
 from schema.mutations import EntityMutations
@@ -100,6 +108,7 @@ def build_schema(
             *setup_api.QUERIES,
             *dualwrite_api.QUERIES,
             *events_api.QUERIES,
+            *event_endpoints_api.QUERIES,
             *root_fields,
         ],
     )
@@ -110,6 +119,7 @@ def build_schema(
             *catalog_api.MUTATIONS,
             *tenant_api.MUTATIONS,
             *setup_api.MUTATIONS,
+            *event_endpoints_api.MUTATIONS,
             *dualwrite_api.MUTATIONS,
             *entity_mutations,
         ],

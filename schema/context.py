@@ -10,6 +10,8 @@ from gateway.auth import Authenticator, Principal, Role
 from gateway.catalog.service import CatalogService
 from gateway.dualwrite.initial_sync import InitialSync
 from gateway.dualwrite.service import DualWriteService
+from gateway.events.dispatch import Dispatcher
+from gateway.events.endpoints import EndpointService
 from gateway.events.log import EventLog
 from gateway.events.stream import EventStream
 from gateway.kernel.errors import Forbidden, Unauthenticated, UpstreamFailed
@@ -38,6 +40,8 @@ class Services:
     writes: WritePipeline
     events: EventLog
     stream: EventStream
+    endpoints: EndpointService
+    dispatcher: Dispatcher
 
 
 @dataclass

@@ -44,13 +44,14 @@ class Listener:
     """Calls `wake` whenever the channel is notified; reconnects when dropped."""
 
     def __init__(self, engine: AsyncEngine, channel: str, wake: Callable[[], None]) -> None:
+        self._postgres = engine.dialect.name == "postgresql"
         self._dsn = make_url(engine.url).set(drivername="postgresql")
         self._channel = channel
         self._wake = wake
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        if self._dsn.get_backend_name() == "postgresql":
+        if self._postgres:
             self._task = asyncio.create_task(self._listen(), name=f"listen {self._channel}")
 
     async def stop(self) -> None:
