@@ -161,6 +161,12 @@ class WritePipeline:
             return
         carrier = Carrier(m, side, entity, target_entity)
         company = row.get(entity.company_field) if entity.company_field else None
+
+        def derived_change(kind: ChangeKind, key: Row, values: Row | None = None) -> Change:
+            return Change(
+                target_entity.name, kind, key, values or {}, actor=change.actor, origin="dual-write"
+            )
+
         if change.kind is ChangeKind.UPDATE:
             # only what changed travels (and the key that finds the row): the lookups
             # of unchanged fields are not read again
@@ -171,13 +177,9 @@ class WritePipeline:
             values = {k: v for k, v in partial.items() if k not in key}
             if not values:
                 return  # no mapped field changed
-            derived = Change(
-                target_entity.name, ChangeKind.UPDATE, key, values, origin="dual-write"
-            )
+            derived = derived_change(ChangeKind.UPDATE, key, values)
             try:
-                await there.apply(
-                    target_entity, entities, derived, validate(target_entity, derived), False
-                )
+                await self._apply_there(there, target_entity, entities, derived)
                 return
             except NotFound:
                 pass  # not on the other side yet: it is created there
@@ -185,23 +187,30 @@ class WritePipeline:
         await lookups.resolve(m, target, full, company)
         key = key_on(m, target, full)
         if change.kind is ChangeKind.DELETE:
-            derived = Change(target_entity.name, ChangeKind.DELETE, key, origin="dual-write")
+            derived = derived_change(ChangeKind.DELETE, key)
             with suppress(NotFound):  # not there: nothing to delete
-                await there.apply(target_entity, entities, derived, {}, read_back=False)
+                await self._apply_there(there, target_entity, entities, derived)
             return
         values = {k: v for k, v in full.items() if k not in key}
         if await there.find(target_entity, key) is not None:
-            derived = Change(
-                target_entity.name, ChangeKind.UPDATE, key, values, origin="dual-write"
-            )
+            derived = derived_change(ChangeKind.UPDATE, key, values)
         else:
             key = {**key, **row_ids(target_entity, key)}
-            derived = Change(
-                target_entity.name, ChangeKind.CREATE, key, values, origin="dual-write"
-            )
-        await there.apply(
-            target_entity, entities, derived, validate(target_entity, derived), read_back=False
-        )
+            derived = derived_change(ChangeKind.CREATE, key, values)
+        await self._apply_there(there, target_entity, entities, derived)
+
+    async def _apply_there(
+        self,
+        there: Any,
+        entity: EntityMetadata,
+        entities: Mapping[str, EntityMetadata],
+        derived: Change,
+    ) -> None:
+        """Apply what a map derived on the other side, raising that side's events in
+        its transaction, as a write made there would."""
+        values = validate(entity, derived) if derived.kind is not ChangeKind.DELETE else {}
+        before, after = await there.apply(entity, entities, derived, values)
+        await self._raise(there, entity, derived, before, after)
 
 
 class Lookups:

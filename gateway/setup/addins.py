@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from datasources.dataverse import store as dataverse
 from datasources.sql.stores import connect, probe
 from gateway import jobs
+from gateway.events.log import raise_control_event
 from gateway.feed import Notifier
 from gateway.kernel.addins import (
     ADD_INS,
@@ -24,6 +25,7 @@ from gateway.kernel.addins import (
 )
 from gateway.kernel.dual_write_maps import OUT_OF_THE_BOX_MAPS
 from gateway.kernel.errors import BadUserInput, Conflict, GatewayError, NotFound, PrerequisiteFailed
+from gateway.kernel.events import BY_ID
 from gateway.kernel.json import dumps, loads
 from gateway.kernel.setup import DATAVERSE_RESERVATION, SetupState
 from gateway.kernel.tenant import GIB
@@ -272,6 +274,12 @@ class AddInService:
                 values["updated_at"] = now()
                 if state is InstallState.INSTALLED:
                     values["installed_at"] = now()
+                    await raise_control_event(
+                        conn,
+                        BY_ID["AddInInstalledBusinessEvent"],
+                        "",
+                        {"Environment": environment, "AddIn": name},
+                    )
                 await conn.execute(update(add_in_installation).where(*where).values(**values))
             await status.record(conn, environment)
         self._notifier.notify()

@@ -12,12 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datasources.sql.tables import UtcDateTime
 from gateway.control import control_metadata
+from gateway.events.log import raise_control_event
 from gateway.kernel.addins import (
     DUAL_WRITE_APPLICATION,
     InstallAction,
     InstallState,
     install_actions,
 )
+from gateway.kernel.events import BY_ID
 from gateway.kernel.json import dumps, loads, plain
 from gateway.kernel.setup import (
     Action,
@@ -167,8 +169,24 @@ async def snapshot(conn: AsyncConnection, environment: str) -> IntegrationStatus
 
 
 async def record(conn: AsyncConnection, environment: str) -> None:
-    """Append the status as it now stands to the stream (in the change's transaction)."""
+    """Append the status as it now stands to the stream (in the change's transaction);
+    a new stage or state also raises IntegrationSetupStageChanged."""
     status = await snapshot(conn, environment)
+    previous = await conn.scalar(
+        select(integration_event.c.payload)
+        .where(integration_event.c.environment == environment)
+        .order_by(integration_event.c.seq.desc())
+        .limit(1)
+    )
+    was = loads(previous) if previous else {}
+    stage = status.stage.value if status.stage else None
+    if (was.get("stage"), was.get("state")) != (stage, status.state.value):
+        await raise_control_event(
+            conn,
+            BY_ID["IntegrationSetupStageChangedBusinessEvent"],
+            "",
+            {"Environment": environment, "Stage": stage or "", "State": status.state.value},
+        )
     await conn.execute(
         insert(integration_event).values(
             environment=environment, at=now(), payload=dumps(plain(asdict(status)))

@@ -10,11 +10,20 @@ from typing import Any
 
 from gateway.auth import Role
 from tests.conftest import Gateway
-from tests.gateway.test_dualwrite import customer, wait_for
+from tests.gateway.test_dualwrite import (
+    ACCOUNT,
+    UPDATE_ACCOUNT,
+    customer,
+    linked,
+    run_customers,
+    wait_for,
+)
 from tests.test_writes import CREATE, UPDATE
 
+__all__ = ["linked"]  # the fixture, shared with the dual-write tests
+
 EVENTS = """query($after: Int, $events: [String!], $le: [String!]) {
-  businessEvents(after: $after, events: $events, legalEntities: $le) }"""
+  businessEvents(after: $after, events: $events, legalEntities: $le, first: 10000) }"""
 
 
 def events(gw: Gateway, after: int = 0, token: str | None = None, **filters: Any) -> Any:
@@ -76,3 +85,36 @@ def test_committed_writes_raise_events_refused_ones_none(
     demf = gw.token(Role.READER, companies=["DEMF"])
     assert events(gw, token=demf) == []
     assert len(events(gw, token=gw.token(Role.READER, companies=["USMF"]))) == 4
+
+
+def test_carried_writes_and_the_integration_raise_their_events(linked: Gateway) -> None:
+    """A write through the gateway to Dataverse that dual-write carries to F&O raises
+    F&O's events, in F&O's transaction, as the writer's; setting up the integration
+    and installing the dual-write application raise their lifecycle events."""
+    gw = linked
+    writer = gw.token(Role.WRITER, sub="rep@contoso.com")
+    run_customers(gw, writer)
+    gw.data(CREATE, {"input": customer("EV-C1")}, token=writer)
+    account_id = gw.data(ACCOUNT, {"a": "EV-C1"})["accounts"]["nodes"][0]["accountid"]
+    cursor = max(e["ControlNumber"] for e in events(gw))
+    gw.data(UPDATE_ACCOUNT, {"id": account_id, "input": {"creditlimit": "9000"}}, token=writer)
+    changed = wait_for(
+        lambda: events(gw, cursor, events=["CustomerCreditLimitChangedBusinessEvent"])
+    )
+    assert [(e["CustomerAccount"], e["CreditLimit"], e["InitiatingUser"]) for e in changed] == [
+        ("EV-C1", "9000.00", "rep@contoso.com")
+    ]
+    updated = events(gw, cursor, events=["CustomerV3UpdatedDataEvent"])
+    assert updated[0]["Before"]["CreditLimit"] == "2000.00"
+
+    stages = events(gw, events=["IntegrationSetupStageChangedBusinessEvent"])
+    assert [(e["Stage"], e["State"]) for e in stages] == [
+        ("VALIDATE", "IN_PROGRESS"),
+        ("CREATE_DATAVERSE_ENVIRONMENT", "IN_PROGRESS"),
+        ("INSTALL_PLATFORM_COMPONENTS", "IN_PROGRESS"),
+        ("LINK_ENVIRONMENTS", "IN_PROGRESS"),
+        ("COMPLETED", "COMPLETED"),
+    ]
+    assert {e["BusinessEventLegalEntity"] for e in stages} == {""}
+    [installed] = events(gw, events=["AddInInstalledBusinessEvent"])
+    assert installed["Environment"] == stages[0]["Environment"]
