@@ -96,8 +96,9 @@ class DataSource(Protocol):
         """The oldest logged changes to these entities; those of others are dropped."""
         ...
 
-    async def forget(self, ids: Sequence[int]) -> None:
-        """Drop handled changes from the log."""
+    async def forget(self, ids: Sequence[int], events: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Drop handled changes from the log, and in the same transaction put the events
+        they raised into the outbox."""
         ...
 
     async def close(self) -> None: ...

@@ -5,7 +5,7 @@ moves them to the control store's event log, which numbers and delivers them."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -49,9 +49,9 @@ async def ensure(conn: AsyncConnection) -> None:
     await notify.install(conn, outbox.name)
 
 
-async def add(conn: AsyncConnection, events: Sequence[dict[str, Any]]) -> None:
+async def add(conn: AsyncConnection, events: Sequence[Mapping[str, Any]]) -> None:
     if events:
-        await conn.execute(outbox.insert(), list(events))
+        await conn.execute(outbox.insert(), [dict(e) for e in events])
 
 
 async def take(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:

@@ -164,10 +164,12 @@ class SqlDataSource:
             await self.forget(others)
         return found
 
-    async def forget(self, ids: Sequence[int]) -> None:
-        """Drop handled changes from the log."""
+    async def forget(self, ids: Sequence[int], events: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Drop handled changes from the log, putting the events they raised into the
+        outbox in the same transaction: each is raised once, however often it is read."""
         async with self.engine.begin() as conn:
             await tracking.forget(conn, ids)
+            await outbox.add(conn, events)
 
     async def fetch(self, plan: QueryPlan) -> Connection:
         try:

@@ -17,7 +17,9 @@ of a million rows) costs one trigger call, not one per row.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -36,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.kernel.catalog import EntityMetadata
+from gateway.kernel.catalog import EntityField, EntityMetadata, FieldType
 from gateway.kernel.change import ChangeKind, TrackedChange
 from gateway.kernel.json import loads
 
@@ -140,7 +142,26 @@ async def forget(conn: AsyncConnection, ids: Sequence[int]) -> None:
 
 
 def _by_field(entity: EntityMetadata, by_column: dict[str, Any]) -> dict[str, Any]:
-    return {f.name: by_column[f.column] for f in entity.fields if f.column in by_column}
+    """A logged row (JSON) by field name, each value of its field's type, as a read
+    would give it."""
+    return {f.name: _typed(f, by_column[f.column]) for f in entity.fields if f.column in by_column}
+
+
+def _typed(field: EntityField, value: Any) -> Any:
+    kind = field.type
+    if value is None:
+        return None
+    if kind is FieldType.REAL:  # SQLite keeps 1500.00 as 1500
+        number = Decimal(str(value))
+        return number if field.scale is None else number.quantize(Decimal(1).scaleb(-field.scale))
+    if kind in (FieldType.INT, FieldType.INT64, FieldType.ENUM):
+        return int(value)
+    if kind is FieldType.DATE and isinstance(value, str):
+        return dt.date.fromisoformat(value[:10])
+    if kind is FieldType.UTC_DATETIME and isinstance(value, str):
+        stamp = dt.datetime.fromisoformat(value.replace(" ", "T"))
+        return stamp.astimezone(dt.UTC).replace(tzinfo=None) if stamp.tzinfo else stamp
+    return value
 
 
 def _statements(dialect: str, entity: EntityMetadata) -> Iterator[str]:

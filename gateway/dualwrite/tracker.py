@@ -22,6 +22,7 @@ from gateway.background import Rounds
 from gateway.dualwrite.catchup import replay
 from gateway.dualwrite.initial_sync import key_of, log_refused, read_by_keys
 from gateway.dualwrite.service import DualWriteService, record
+from gateway.events.raising import outbox_rows
 from gateway.feed import Notifier
 from gateway.kernel.change import ChangeKind, TrackedChange
 from gateway.kernel.dualwrite import DualWriteMap, Side, identity
@@ -62,15 +63,33 @@ class ChangeTracker(Rounds):
             for change in changes:
                 by_entity[change.entity.name].append(change)
             done: list[int] = []
+            events: list[dict[str, Any]] = []
             for entries in by_entity.values():
                 if await self._handle(side, entries):
                     done += [c.id for c in entries]
+                    events += await self._events(side, entries)
             if done:
-                await store.forget(done)
+                await store.forget(done, events)
                 handled += len(done)
         if handled:
             self._notifier.notify()
         return handled
+
+    async def _events(self, side: Side, changes: list[TrackedChange]) -> list[dict[str, Any]]:
+        """The events the changes raise, as a gateway write of them would (data events
+        with the row as it was; business events), for the store's outbox. The row as it
+        is after a change is read now: several changes to a row in one round show its
+        latest state. Nobody is named as the initiating user."""
+        entity = changes[0].entity
+        written = [c.key for c in changes if c.kind is not ChangeKind.DELETE]
+        present, _ = await read_by_keys(self._dualwrite.store(side), entity, written)
+        now = {_same(key_of(entity, row)): row for row in present}
+        events: list[dict[str, Any]] = []
+        for c in changes:
+            after = now.get(_same(c.key)) if c.kind is not ChangeKind.DELETE else None
+            if c.kind is ChangeKind.DELETE or after is not None:
+                events += outbox_rows(entity, c.kind, c.before, after, "")
+        return events
 
     async def _handle(self, side: Side, changes: list[TrackedChange]) -> bool:
         """Carry (or queue) one entity's changes; False when they must be read again."""
@@ -166,3 +185,8 @@ class ChangeTracker(Rounds):
                 await log_refused(conn, environment, m.name, company, side, items)
         if failed:
             await self._dualwrite.check_alerts(m.name)
+
+
+def _same(key: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A row's key as both a change log and a read name it."""
+    return tuple(sorted((name, str(value).lower()) for name, value in key.items()))

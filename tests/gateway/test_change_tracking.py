@@ -274,3 +274,41 @@ def test_a_direct_write_waits_for_a_gateway_write_in_flight_on_its_side(
     assert (credit_limit(gw, "DW-R2") or "").startswith("7000")
     assert accounts(gw, "DW-R2")[0]["creditlimit"].startswith("7000")
     assert "1 rows written directly to F&O synced, 0 refused" in activity(gw, "TRACKED")
+
+
+EVENTS = """query($events: [String!]) { businessEvents(events: $events, first: 1000) }"""
+
+
+def test_direct_writes_raise_their_events_once(linked: Gateway) -> None:
+    """Rows written straight into F&O raise the events a gateway write would, once,
+    with the row as it was; nobody is named as the initiating user."""
+    gw = linked
+    run_customers(gw, gw.token(Role.WRITER, sub="rep@contoso.com"))
+
+    def raised(*names: str) -> list[dict[str, Any]]:
+        found = gw.data(EVENTS, {"events": list(names)})["businessEvents"]
+        return [
+            e
+            for e in found
+            if (e.get("CustomerAccount") or e.get("Before", {}).get("CustomerAccount")) == "DW-E1"
+        ]
+
+    run_sql(gw.fno_url, INSERT_CUSTOMER, params={"account": "DW-E1"})
+    [created] = wait_for(lambda: raised("CustomerCreatedBusinessEvent"))
+    assert (created["OrganizationName"], created["InitiatingUser"]) == ("Direct Ltd", "")
+    run_sql(
+        gw.fno_url,
+        "UPDATE custcustomerv3entity SET creditlimit = 3000 WHERE customeraccount = 'DW-E1'",
+    )
+    [changed] = wait_for(lambda: raised("CustomerCreditLimitChangedBusinessEvent"))
+    assert (changed["PreviousCreditLimit"], changed["CreditLimit"]) == ("1500.00", "3000.00")
+    run_sql(gw.fno_url, "DELETE FROM custcustomerv3entity WHERE customeraccount = 'DW-E1'")
+    [deleted] = wait_for(lambda: raised("CustomerV3DeletedDataEvent"))
+    assert deleted["Before"]["CreditLimit"] == "3000.00"
+    time.sleep(1.0)  # rounds after: nothing raised twice
+    data = raised("CustomerV3CreatedDataEvent", "CustomerV3UpdatedDataEvent")
+    assert [e["BusinessEventId"] for e in data] == [
+        "CustomerV3CreatedDataEvent",
+        "CustomerV3UpdatedDataEvent",
+    ]
+    assert len(raised("CustomerCreatedBusinessEvent", "CustomerV3DeletedDataEvent")) == 2
