@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import gc
 import os
 import shutil
 import subprocess
@@ -311,6 +312,7 @@ def main() -> int:
             .split()[-1]
         )
         ws_url = f"ws://127.0.0.1:{args.port}/graphql"
+        gc.set_threshold(50_000, 50, 100)  # the subscribers' pauses are not the gateway's
         asyncio.run(throughput(ws_url, fno, token, args.rate, args.seconds, args.subscribers))
         asyncio.run(loss_check(ws_url, fno, token, args.loss_events, args.cuts))
     finally:
