@@ -275,6 +275,7 @@ def main() -> int:
     parser.add_argument("--loss-events", type=int, default=10_000)
     parser.add_argument("--cuts", type=int, default=5)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
     args = parser.parse_args()
 
     suffix = uuid.uuid4().hex[:6]
@@ -288,6 +289,7 @@ def main() -> int:
         "GATEWAY_DATA_DIR": str(folder),
         "GATEWAY_DEMO_SCALE": "0.1",
         "GATEWAY_PORT": str(args.port),
+        "GATEWAY_WORKERS": str(args.workers),
     }
     gateway = Path(sys.executable).parent / "fno-gateway"
     server = subprocess.Popen([str(gateway), "serve"], env=env, stderr=subprocess.DEVNULL)
