@@ -90,6 +90,26 @@ class WriteUnit:
             await self._conn.execute(update(table).where(where).values(values))
         return refused
 
+    async def rows(
+        self, entity: EntityMetadata, key: Sequence[str], values: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], Row]:
+        """The rows whose `key` fields hold these values, by those values, as this
+        transaction sees them."""
+        table = self._table_for(entity)
+        columns = [table.c[entity.field(k).column] for k in key]
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        for value in values:
+            groups.setdefault(value[:-1], []).append(value[-1])
+        *fixed, last = columns
+        found: dict[tuple[Any, ...], Row] = {}
+        for prefix, tails in groups.items():
+            where = [c == v for c, v in zip(fixed, prefix, strict=True)]
+            for start in range(0, len(tails), 1000):
+                chosen = select(table).where(*where, last.in_(tails[start : start + 1000]))
+                for r in await self._conn.execute(chosen):
+                    found[tuple(r._mapping[c] for c in columns)] = _row(entity, r._mapping)
+        return found
+
     async def raise_events(self, events: Sequence[Mapping[str, Any]]) -> None:
         """Write events into the store's outbox, in this transaction (see `outbox`)."""
         await outbox.add(self._conn, [dict(e) for e in events])

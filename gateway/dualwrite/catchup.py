@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.dualwrite.initial_sync import copy_rows, log_refused, read_by_keys
 from gateway.dualwrite.service import DualWriteService, record
 from gateway.dualwrite.tables import queue
+from gateway.events.raising import outbox_rows
 from gateway.feed import Notifier
 from gateway.kernel.change import Change, ChangeKind
 from gateway.kernel.dualwrite import DualWriteMap, MapState, Master, Side, carry, key_on
@@ -133,7 +134,9 @@ async def replay(
     sources = await dualwrite.entities(side)
     targets = await dualwrite.entities(side.other)
     entity, goal = sources[m.entity_on(side)], targets[m.entity_on(side.other)]
-    _, failed = await copy_rows(dualwrite, m, side, entity, goal, targets, present, settled)
+    _, failed = await copy_rows(
+        dualwrite, m, side, entity, goal, targets, present, settled, raise_events=True
+    )
     if gone:
         async with dualwrite.store(side.other).unit() as unit:
             for row in gone:
@@ -144,7 +147,10 @@ async def replay(
                 derived = Change(goal.name, ChangeKind.DELETE, target_key, origin="dual-write")
                 try:
                     with suppress(NotFound):  # never there, or deleted already
-                        await unit.apply(goal, targets, derived, {}, read_back=False)
+                        before, _ = await unit.apply(goal, targets, derived, {}, read_back=False)
+                        await unit.raise_events(
+                            outbox_rows(goal, ChangeKind.DELETE, before, None, "")
+                        )
                 except GatewayError as exc:
                     failed.append((row, exc.message))
     return failed

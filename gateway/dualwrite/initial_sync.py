@@ -31,9 +31,10 @@ from gateway.dualwrite.lookups import needs_lookups
 from gateway.dualwrite.service import DualWriteService, record
 from gateway.dualwrite.tables import progress, sync_error
 from gateway.events.log import raise_control_event
+from gateway.events.raising import outbox_rows
 from gateway.feed import Notifier
 from gateway.kernel.catalog import EntityMetadata
-from gateway.kernel.change import CreateCheck
+from gateway.kernel.change import ChangeKind, CreateCheck
 from gateway.kernel.dualwrite import (
     Carrier,
     DualWriteMap,
@@ -395,10 +396,13 @@ async def copy_rows(
     targets: dict[str, EntityMetadata],
     found: list[dict[str, Any]],
     settled: Callable[[], Awaitable[None]] | None = None,
+    raise_events: bool = False,
 ) -> tuple[int, list[tuple[dict[str, Any], str]]]:
     """Carry source rows to the other side in one bulk upsert: (rows written, rows
     refused and why). Rows outside the map's filter are left alone. `settled` runs
-    once the rows are written, before they commit: raising, it undoes them."""
+    once the rows are written, before they commit: raising, it undoes them.
+    `raise_events`: each row written raises the events of that side (live sync and
+    catch-up do; an initial sync is a bulk load and raises none)."""
     target = source.other
     rows: list[dict[str, Any]] = []
     keys: list[dict[str, Any]] = []
@@ -440,10 +444,19 @@ async def copy_rows(
                 rows.append({**values, **key})
                 keys.append(key_of(entity, row))
         if rows:
-            refused = await unit.upsert_many(
-                goal, targets, list(key_on(m, target, rows[0])), rows, lambda: row_ids(goal, {})
-            )
+            names = list(key_on(m, target, rows[0]))
+            keys_of = [tuple(r[n] for n in names) for r in rows]
+            before = await unit.rows(goal, names, keys_of) if raise_events else {}
+            refused = await unit.upsert_many(goal, targets, names, rows, lambda: row_ids(goal, {}))
             failed += [(keys[i], message) for i, message in refused.items()]
+            if raise_events:  # as a write of each row on that side would
+                written = [k for i, k in enumerate(keys_of) if i not in refused]
+                after = await unit.rows(goal, names, written)
+                events: list[dict[str, Any]] = []
+                for k in written:
+                    kind = ChangeKind.UPDATE if k in before else ChangeKind.CREATE
+                    events += outbox_rows(goal, kind, before.get(k), after.get(k), "")
+                await unit.raise_events(events)
         if settled is not None:
             await settled()
     return len(rows) - len(refused), failed

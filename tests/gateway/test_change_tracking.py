@@ -31,6 +31,7 @@ from tests.gateway.test_setup import admin
 
 __all__ = ["linked"]  # the fixture, shared with the dual-write tests
 
+EVENTS = """query($events: [String!]) { businessEvents(events: $events, first: 1000) }"""
 INSERT_CUSTOMER = """
 INSERT INTO custcustomerv3entity (dataareaid, customeraccount, organizationname, partytype,
   customergroupid, creditlimit, creditlimitismandatory, salescurrencycode, onholdstatus)
@@ -71,9 +72,20 @@ def test_direct_writes_sync_both_ways_and_never_echo(linked: Gateway) -> None:
     created = wait_for(lambda: accounts(gw, "DW-T1"))[0]
     assert created["name"] == "Direct Ltd" and created["creditlimit"].startswith("1500")
 
-    # another Dataverse client raises the credit limit: F&O has it
+    # another Dataverse client raises the credit limit: F&O has it, and raises the
+    # event a write of it in F&O would
     run_sql(dataverse, "UPDATE account SET creditlimit = 5000 WHERE accountnumber = 'DW-T1'")
     wait_for(lambda: (credit_limit(gw, "DW-T1") or "").startswith("5000"))
+    [raised] = wait_for(
+        lambda: gw.data(EVENTS, {"events": ["CustomerCreditLimitChangedBusinessEvent"]})[
+            "businessEvents"
+        ]
+    )
+    assert (raised["CustomerAccount"], raised["PreviousCreditLimit"], raised["CreditLimit"]) == (
+        "DW-T1",
+        "1500.00",
+        "5000.00",
+    )
 
     # each side's change was synced once: what sync wrote was not seen as a change
     time.sleep(1.0)
@@ -274,9 +286,6 @@ def test_a_direct_write_waits_for_a_gateway_write_in_flight_on_its_side(
     assert (credit_limit(gw, "DW-R2") or "").startswith("7000")
     assert accounts(gw, "DW-R2")[0]["creditlimit"].startswith("7000")
     assert "1 rows written directly to F&O synced, 0 refused" in activity(gw, "TRACKED")
-
-
-EVENTS = """query($events: [String!]) { businessEvents(events: $events, first: 1000) }"""
 
 
 def test_direct_writes_raise_their_events_once(linked: Gateway) -> None:
