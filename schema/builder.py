@@ -32,6 +32,7 @@ from schema import (
 )
 from schema.entities import EntityTypes
 from schema.fast import FastReads, RootField
+from schema.fast_stream import FastStreams
 from schema.mutations import EntityMutations
 from schema.naming import Inflector
 from schema.planner import DATAVERSE
@@ -50,6 +51,25 @@ class GatewaySchema(strawberry.Schema):
 
     catalog_version: str = ""
     fast: FastReads | None = None
+    fast_streams: FastStreams | None = None
+
+    async def stream(  # type: ignore[override]
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        **options: Any,
+    ) -> Any:
+        """Subscriptions the fast path serves go there (see `fast_stream`)."""
+        if self.fast_streams is not None:
+            started = self.fast_streams.start(query, variable_values, operation_name, context_value)
+            if started is not None:
+                return started
+        return await super().stream(
+            query, variable_values, context_value, root_value, operation_name, **options
+        )
 
     def process_errors(
         self, errors: Sequence[GraphQLError], execution_context: ExecutionContext | None = None
@@ -149,5 +169,6 @@ def build_schema(
     for entity in catalog.entities.values():
         roots[names.connection_field(entity)] = RootField(entity, by_key=False)
         roots[names.by_key_field(entity)] = RootField(entity, by_key=True)
+    schema.fast_streams = FastStreams(schema._schema)
     schema.fast = FastReads(schema._schema, entity_types.bindings, roots, limits, max_tokens)
     return schema

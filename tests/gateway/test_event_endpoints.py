@@ -95,6 +95,7 @@ def receivers() -> Iterator[Callable[[int], Receiver]]:
     yield make
     for r in made:
         r.server.shutdown()
+        r.server.server_close()
 
 
 def webhook(gw: Gateway, token: str, name: str, receiver: Receiver, tries: int = 3) -> None:

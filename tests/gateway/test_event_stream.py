@@ -192,3 +192,32 @@ def test_a_listener_that_stops_reading_stalls_nobody_and_loses_nothing(
             assert len(notices) == 1 and notices[0].startswith("BUFFER_FULL")
 
     asyncio.run(scenario())
+
+
+def test_the_fast_path_answers_as_the_executor_does(fresh_gateway: Callable[..., Gateway]) -> None:
+    """A plain selection is served without the executor, one with a fragment by it:
+    both give the same messages."""
+    gw = fresh_gateway()
+    writer = gw.token(Role.WRITER, sub="rep@contoso.com")
+    create(gw, writer, "ES-F1", "ES-F2")
+    plain = """subscription($f: BusinessEventFilter) {
+      feed: businessEvents(after: "0", filter: $f) { at: cursor events __typename notice } }"""
+    general = """subscription($f: BusinessEventFilter) {
+      feed: businessEvents(after: "0", filter: $f) {
+        ... on BusinessEventBatch { at: cursor events __typename notice } } }"""
+    schema = gw.runtime.schemas.current
+    assert schema is not None and schema.fast_streams is not None
+    assert schema.fast_streams._shape(plain, None) is not None
+    assert schema.fast_streams._shape(general, None) is None
+
+    async def first(query: str) -> Any:
+        async with Client(transport=transport(gw, gw.token(Role.READER))) as session:
+            request = GraphQLRequest(query, variable_values={"f": {"events": [CREATED]}})
+            async for batch in session.subscribe(request):
+                return batch
+        return None
+
+    fast, slow = asyncio.run(first(plain)), asyncio.run(first(general))
+    assert fast == slow
+    assert [e["CustomerAccount"] for e in fast["feed"]["events"]] == ["ES-F1", "ES-F2"]
+    assert fast["feed"]["__typename"] == "BusinessEventBatch" and fast["feed"]["notice"] is None
