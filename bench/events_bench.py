@@ -3,8 +3,9 @@ subscribers of `businessEvents`, through a real `fno-gateway serve` process.
 
   (a) events per second sustained and end-to-end latency (commit of the change that
       raised an event → the event received by a subscriber), p50/p99 over every event
-      every subscriber received, after a warm-up of the same load (goal: 5,000 events/s, p99 under 100 ms), beside
-      Microsoft's published figure for its data events (5,000 per 5 minutes);
+      every subscriber received, after a warm-up of the same load (goal: 5,000
+      events/s, p99 under 100 ms), beside Microsoft's published figure for its data
+      events (5,000 per 5 minutes);
   (b) the loss check: 10,000 events to a subscriber whose connection is cut 5 times
       while they flow; it reconnects with its last cursor each time: every event must
       arrive; duplicates are counted.

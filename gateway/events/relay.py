@@ -19,8 +19,8 @@ BATCH = 1000
 
 
 class EventRelay(Rounds):
-    """Wakes when a write commits events; looks anyway every `seconds`, for what other
-    replicas left behind."""
+    """Wakes when a write through this gateway commits events, and when any writer does
+    where the store tells (PostgreSQL: LISTEN/NOTIFY); looks anyway every `seconds`."""
 
     name = "event relay"
 
