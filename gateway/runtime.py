@@ -231,6 +231,7 @@ async def _control_plane(
         dispatcher,
     )
     tracker = ChangeTracker(dualwrite, notifier, settings.track_seconds, settings.job_tries)
+    tracker.track_raising(endpoints.raising_entities)
     return services, runner, notifier, linked, tracker
 
 

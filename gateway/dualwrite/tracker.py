@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from functools import partial
 from typing import Any
@@ -47,6 +48,13 @@ class ChangeTracker(Rounds):
         self._notifier = notifier
         self._tries = tries
         self._failures: dict[str, int] = {}  # by map: failed attempts in a row
+        self._raising: Callable[[], Awaitable[set[str]]] | None = None
+        self._installed: set[str] = set()  # F&O entities tracked for their events
+
+    def track_raising(self, entities: Callable[[], Awaitable[set[str]]]) -> None:
+        """Also track the F&O entities this names (those whose events are activated):
+        rows written straight into them raise their events too."""
+        self._raising = entities
 
     async def step(self) -> int:
         """Handle the oldest logged changes of each store; how many there were."""
@@ -57,7 +65,14 @@ class ChangeTracker(Rounds):
             except NotFound:
                 continue  # nothing linked yet
             entities = await self._dualwrite.entities(side)
-            tracked = [entities[n] for n in self._dualwrite.tracked(side) if n in entities]
+            names = self._dualwrite.tracked(side)
+            if side is Side.FNO and self._raising is not None:
+                raising = {n for n in await self._raising() if n in entities}
+                if raising - self._installed:
+                    await store.track([entities[n] for n in sorted(raising - self._installed)])
+                    self._installed |= raising
+                names |= raising
+            tracked = [entities[n] for n in names if n in entities]
             changes = await store.changes(tracked, BATCH)
             by_entity: dict[str, list[TrackedChange]] = defaultdict(list)
             for change in changes:

@@ -23,6 +23,7 @@ from gateway.events.log import EventLog
 from gateway.events.senders import Brokers
 from gateway.events.tables import activation, delivery, endpoint, error
 from gateway.kernel.errors import BadUserInput, Conflict, NotFound
+from gateway.kernel.events import raised_by
 
 
 class EndpointKind(enum.Enum):
@@ -280,6 +281,16 @@ class EndpointService:
                 await conn.execute(select(activation).where(activation.c.id == activation_id))
             ).one()
         return Activation.of(row)
+
+    async def raising_entities(self) -> set[str]:
+        """The entities whose changes raise an activated event: rows written straight
+        into their tables must be tracked, or their events would be missed."""
+        async with self._control.connect() as conn:
+            active = await conn.execute(
+                select(activation.c.business_event).where(activation.c.active.is_(True)).distinct()
+            )
+            names = {raised_by(event) for event in active.scalars()}
+        return {n for n in names if n is not None}
 
     # what happened
 

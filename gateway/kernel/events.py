@@ -259,6 +259,28 @@ def raised(
     return found
 
 
+RAISED_BY = {  # the entity whose changes raise each business event (see `raised`)
+    "CustomerCreatedBusinessEvent": "CustomerV3",
+    "CustomerCreditLimitChangedBusinessEvent": "CustomerV3",
+    "CustomerAddressChangedBusinessEvent": "CustomerV3",
+    "CustomerPlacedOnHoldBusinessEvent": "CustomerV3",
+    "SalesOrderCreatedBusinessEvent": "SalesOrderHeaderV2",
+    "SalesOrderConfirmedBusinessEvent": "SalesOrderHeaderV2",
+    "VendorCreatedBusinessEvent": "VendorV2",
+}
+
+
+def raised_by(event_id: str) -> str | None:
+    """The entity whose changes raise an event (a business or a data event), if any."""
+    if event_id in RAISED_BY:
+        return RAISED_BY[event_id]
+    for verb in VERBS.values():
+        name = event_id.removesuffix(f"{verb}DataEvent")
+        if name != event_id:
+            return name
+    return None
+
+
 def envelope(
     event: BusinessEvent,
     legal_entity: str,

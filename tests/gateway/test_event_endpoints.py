@@ -11,6 +11,7 @@ import hmac
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +21,8 @@ import nats
 import pytest
 
 from gateway.auth import Role
-from tests.conftest import Gateway
+from tests.conftest import Gateway, run_sql
+from tests.gateway.test_change_tracking import INSERT_CUSTOMER
 from tests.gateway.test_dualwrite import customer, wait_for
 from tests.test_writes import CREATE
 
@@ -314,3 +316,19 @@ def nats_url() -> str:
             pytest.fail(reason)
         pytest.skip(reason)
     return NATS_URL
+
+
+def test_activated_events_of_rows_written_straight_into_fno(
+    fresh_gateway: Callable[..., Gateway], receivers: Callable[[int], Receiver]
+) -> None:
+    """Activating an event tracks the table of the entity that raises it: a customer
+    inserted by another F&O client is delivered like one created through GraphQL."""
+    gw = fresh_gateway()
+    admin = gw.token(Role.ADMIN, sub="ops@contoso.com")
+    hook = receivers(0)
+    webhook(gw, admin, "crm", hook)
+    activate(gw, admin, "crm", "usmf")
+    time.sleep(1.0)  # the tracker has taken the table on
+    run_sql(gw.fno_url, INSERT_CUSTOMER, params={"account": "DIRECT-1"})
+    [event] = wait_for(hook.events)
+    assert (event["CustomerAccount"], event["InitiatingUser"]) == ("DIRECT-1", "")
