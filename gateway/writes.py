@@ -22,7 +22,7 @@ from gateway.dualwrite.lookups import needs_lookups
 from gateway.dualwrite.service import DualWriteService
 from gateway.events.raising import outbox_rows
 from gateway.kernel.catalog import EntityMetadata
-from gateway.kernel.change import Change, ChangeKind, validate
+from gateway.kernel.change import Change, ChangeKind, validate, version_field
 from gateway.kernel.dualwrite import Carrier, DualWriteMap, Side, identity, key_on, passes
 from gateway.kernel.errors import GatewayError, NotFound, UpstreamFailed
 
@@ -59,14 +59,14 @@ class WritePipeline:
         if not maps:
             async with store.unit() as here:
                 before, after = await here.apply(entity, targets, change, values)
-                await self._raise(here, entity, change, before, after)
+                await self._raise(side, here, entity, change, before, after)
             self._raised()
             return before, after
         other = side.other
         other_entities = await self._dualwrite.entities(other)
         async with store.unit() as here:
             before, after = await here.apply(entity, targets, change, values)
-            await self._raise(here, entity, change, before, after)
+            await self._raise(side, here, entity, change, before, after)
             try:
                 async with (
                     asyncio.timeout(self._timeout),
@@ -97,6 +97,7 @@ class WritePipeline:
 
     async def _raise(
         self,
+        side: Side,
         unit: Any,
         entity: EntityMetadata,
         change: Change,
@@ -104,8 +105,11 @@ class WritePipeline:
         after: Row | None,
     ) -> None:
         """The change's events, into the outbox of the store it was made in, in its
-        transaction: they exist if and only if it commits."""
-        await unit.raise_events(outbox_rows(entity, change.kind, before, after, change.actor))
+        transaction: they exist if and only if it commits. The catalog is F&O's:
+        Dataverse tables raise none."""
+        if side is Side.FNO:
+            rows = outbox_rows(entity, change.kind, before, after, change.actor)
+            await unit.raise_events(rows)
 
     async def _identity(
         self, side: Side, entity: EntityMetadata, change: Change, maps: list[DualWriteMap]
@@ -179,7 +183,23 @@ class WritePipeline:
                 return  # no mapped field changed
             derived = derived_change(ChangeKind.UPDATE, key, values)
             try:
-                await self._apply_there(there, target_entity, entities, derived)
+                if target is Side.DATAVERSE:  # raises no events: nothing to read
+                    await there.apply(
+                        target_entity, entities, derived, validate(target_entity, derived), False
+                    )
+                elif there.plain_update(target_entity, entities, derived):
+                    # one statement: the row as it was is the one updated, with the
+                    # changed fields as the map carried them from before the change
+                    after = await there.update(target_entity, key, validate(target_entity, derived))
+                    old = carrier.carry(before or {}, set(change.values) | origins)
+                    await lookups.resolve(m, target, old, company)
+                    was = {**after, **{k: old[k] for k in values if k in old}}
+                    version = version_field(target_entity)
+                    if version is not None and after.get(version) is not None:
+                        was[version] = after[version] - 1
+                    await self._raise(target, there, target_entity, derived, was, after)
+                else:
+                    await self._apply_there(target, there, target_entity, entities, derived)
                 return
             except NotFound:
                 pass  # not on the other side yet: it is created there
@@ -189,7 +209,7 @@ class WritePipeline:
         if change.kind is ChangeKind.DELETE:
             derived = derived_change(ChangeKind.DELETE, key)
             with suppress(NotFound):  # not there: nothing to delete
-                await self._apply_there(there, target_entity, entities, derived)
+                await self._apply_there(target, there, target_entity, entities, derived)
             return
         values = {k: v for k, v in full.items() if k not in key}
         if await there.find(target_entity, key) is not None:
@@ -197,10 +217,11 @@ class WritePipeline:
         else:
             key = {**key, **row_ids(target_entity, key)}
             derived = derived_change(ChangeKind.CREATE, key, values)
-        await self._apply_there(there, target_entity, entities, derived)
+        await self._apply_there(target, there, target_entity, entities, derived)
 
     async def _apply_there(
         self,
+        side: Side,
         there: Any,
         entity: EntityMetadata,
         entities: Mapping[str, EntityMetadata],
@@ -209,8 +230,8 @@ class WritePipeline:
         """Apply what a map derived on the other side, raising that side's events in
         its transaction, as a write made there would."""
         values = validate(entity, derived) if derived.kind is not ChangeKind.DELETE else {}
-        before, after = await there.apply(entity, entities, derived, values)
-        await self._raise(there, entity, derived, before, after)
+        before, after = await there.apply(entity, entities, derived, values, side is Side.FNO)
+        await self._raise(side, there, entity, derived, before, after)
 
 
 class Lookups:

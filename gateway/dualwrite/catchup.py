@@ -148,9 +148,10 @@ async def replay(
                 try:
                     with suppress(NotFound):  # never there, or deleted already
                         before, _ = await unit.apply(goal, targets, derived, {}, read_back=False)
-                        await unit.raise_events(
-                            outbox_rows(goal, ChangeKind.DELETE, before, None, "")
-                        )
+                        if side.other is Side.FNO:  # the catalog is F&O's
+                            await unit.raise_events(
+                                outbox_rows(goal, ChangeKind.DELETE, before, None, "")
+                            )
                 except GatewayError as exc:
                     failed.append((row, exc.message))
     return failed

@@ -404,6 +404,7 @@ async def copy_rows(
     `raise_events`: each row written raises the events of that side (live sync and
     catch-up do; an initial sync is a bulk load and raises none)."""
     target = source.other
+    raise_events = raise_events and target is Side.FNO  # the catalog is F&O's
     rows: list[dict[str, Any]] = []
     keys: list[dict[str, Any]] = []
     failed: list[tuple[dict[str, Any], str]] = []
