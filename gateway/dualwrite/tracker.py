@@ -164,11 +164,11 @@ class ChangeTracker(Rounds):
         already and may have written the other side before this copy did: the rows
         are read again next round."""
         entity = (await self._dualwrite.entities(side))[m.entity_on(side)]
-        try:
+        try:  # SQLite refuses the hold, PostgreSQL the read of a row held elsewhere
             rows = await held.enter_async_context(self._dualwrite.store(side).hold())
+            now, _ = await read_by_keys(rows, entity, [key_of(entity, r) for r in present])
         except Busy:
             raise Moved from None
-        now, _ = await read_by_keys(rows, entity, [key_of(entity, r) for r in present])
         if now != present:
             raise Moved
 

@@ -282,10 +282,10 @@ def test_a_direct_write_waits_for_a_gateway_write_in_flight_on_its_side(
         gw.loop.call_soon_threadsafe(tracker.start)
         time.sleep(1.0)  # sync has read 3000 from F&O a few times by now
         assert accounts(gw, "DW-R2")[0]["creditlimit"].startswith("7000")
-    time.sleep(1.0)
+        assert not tracker._failures  # waiting for a held row is no failure
+    wait_for(lambda: "1 rows written directly to F&O synced, 0 refused" in activity(gw, "TRACKED"))
     assert (credit_limit(gw, "DW-R2") or "").startswith("7000")
     assert accounts(gw, "DW-R2")[0]["creditlimit"].startswith("7000")
-    assert "1 rows written directly to F&O synced, 0 refused" in activity(gw, "TRACKED")
 
 
 def test_direct_writes_raise_their_events_once(linked: Gateway) -> None:
