@@ -134,9 +134,7 @@ async def replay(
     sources = await dualwrite.entities(side)
     targets = await dualwrite.entities(side.other)
     entity, goal = sources[m.entity_on(side)], targets[m.entity_on(side.other)]
-    _, failed = await copy_rows(
-        dualwrite, m, side, entity, goal, targets, present, settled, raise_events=True
-    )
+    _, failed = await copy_rows(dualwrite, m, side, entity, goal, targets, present, settled)
     if gone:
         async with dualwrite.store(side.other).unit() as unit:
             for row in gone:

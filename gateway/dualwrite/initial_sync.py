@@ -396,15 +396,14 @@ async def copy_rows(
     targets: dict[str, EntityMetadata],
     found: list[dict[str, Any]],
     settled: Callable[[], Awaitable[None]] | None = None,
-    raise_events: bool = False,
 ) -> tuple[int, list[tuple[dict[str, Any], str]]]:
     """Carry source rows to the other side in one bulk upsert: (rows written, rows
     refused and why). Rows outside the map's filter are left alone. `settled` runs
     once the rows are written, before they commit: raising, it undoes them.
-    `raise_events`: each row written raises the events of that side (live sync and
-    catch-up do; an initial sync is a bulk load and raises none)."""
+    Each row written into F&O raises the events a write of it there would (the rows
+    are read before and after the bulk upsert)."""
     target = source.other
-    raise_events = raise_events and target is Side.FNO  # the catalog is F&O's
+    raise_events = target is Side.FNO  # the catalog is F&O's
     rows: list[dict[str, Any]] = []
     keys: list[dict[str, Any]] = []
     failed: list[tuple[dict[str, Any], str]] = []

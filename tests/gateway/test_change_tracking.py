@@ -134,6 +134,10 @@ def test_direct_writes_queue_while_paused_and_refusals_are_logged(linked: Gatewa
     gw.data(f'mutation {{ resumeDualWriteMap(name: "{CUSTOMERS}") {{ state }} }}', token=admin(gw))
     wait_for(lambda: accounts(gw, "DW-Q1")[0]["creditlimit"].startswith("3100"))
     wait_for(lambda: credit_limit(gw, "DW-Q2") is None)  # found by its account number
+    [gone] = wait_for(  # raised by the catch-up's delete, relayed to the log
+        lambda: gw.data(EVENTS, {"events": ["CustomerV3DeletedDataEvent"]})["businessEvents"]
+    )
+    assert gone["Before"]["CustomerAccount"] == "DW-Q2"
 
     # a row F&O refuses (its customer group does not exist there) lands in the error log
     run_sql(

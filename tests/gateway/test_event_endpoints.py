@@ -11,7 +11,6 @@ import hmac
 import json
 import os
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -328,7 +327,7 @@ def test_activated_events_of_rows_written_straight_into_fno(
     hook = receivers(0)
     webhook(gw, admin, "crm", hook)
     activate(gw, admin, "crm", "usmf")
-    time.sleep(1.0)  # the tracker has taken the table on
+    wait_for(lambda: "CustomerV3" in gw.runtime.tracker._installed)  # the table is tracked
     run_sql(gw.fno_url, INSERT_CUSTOMER, params={"account": "DIRECT-1"})
     [event] = wait_for(hook.events)
     assert (event["CustomerAccount"], event["InitiatingUser"]) == ("DIRECT-1", "")
