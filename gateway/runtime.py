@@ -113,12 +113,12 @@ class Runtime:
         await create_control_schema(control_engine)
         fno = SqlDataSource(fno_engine)
         await fno.prepare_outbox()
-        await EventLog(control_engine).prepare()
         catalog = CatalogService(control_engine, fno)
         await catalog.sync()
         services, runner, notifier, linked, tracker = await _control_plane(
             settings, control_engine, fno
         )
+        await services.events.prepare()
         relay = EventRelay(
             control_engine,
             lambda: [fno, *([linked.source] if linked.source is not None else [])],

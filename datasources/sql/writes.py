@@ -7,7 +7,7 @@ that exist, as F&O's own validation insists.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -120,13 +120,8 @@ class WriteUnit:
         transaction sees them."""
         table = self._table_for(entity)
         columns = [table.c[entity.field(k).column] for k in key]
-        groups: dict[tuple[Any, ...], list[Any]] = {}
-        for value in values:
-            groups.setdefault(value[:-1], []).append(value[-1])
-        *fixed, last = columns
         found: dict[tuple[Any, ...], Row] = {}
-        for prefix, tails in groups.items():
-            where = [c == v for c, v in zip(fixed, prefix, strict=True)]
+        for where, last, tails in _by_prefix(columns, values):
             for start in range(0, len(tails), 1000):
                 chosen = select(table).where(*where, last.in_(tails[start : start + 1000]))
                 for r in await self._conn.execute(chosen):
@@ -229,16 +224,9 @@ async def apply_change(
 async def _existing(
     conn: AsyncConnection, columns: Sequence[Any], keys: Sequence[tuple[Any, ...]]
 ) -> set[tuple[Any, ...]]:
-    """Which of these key values a table holds. Grouped by all but the last column, so
-    each query is `a = ? AND b IN (...)`: an index range, where a row-value IN list
-    would be a scan."""
-    groups: dict[tuple[Any, ...], list[Any]] = {}
-    for values in keys:
-        groups.setdefault(values[:-1], []).append(values[-1])
-    *fixed, last = columns
+    """Which of these key values a table holds (queried as `_by_prefix` says)."""
     found: set[tuple[Any, ...]] = set()
-    for prefix, tails in groups.items():
-        where = [c == v for c, v in zip(fixed, prefix, strict=True)]
+    for where, last, tails in _by_prefix(columns, keys):
         if len(tails) > 1:
             # a copy into a table that has none of these keys yet (an initial sync)
             # asks once whether their range holds any row, not once per thousand keys
@@ -253,6 +241,20 @@ async def _existing(
             )
             found.update(tuple(r) for r in rows)
     return found
+
+
+def _by_prefix(
+    columns: Sequence[Any], keys: Sequence[tuple[Any, ...]]
+) -> Iterator[tuple[list[Any], Any, list[Any]]]:
+    """Key values grouped by all but the last column: (the conditions on those, the
+    last column, its values), so each query is `a = ? AND b IN (...)`, an index range,
+    where a row-value IN list would be a scan."""
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for values in keys:
+        groups.setdefault(values[:-1], []).append(values[-1])
+    *fixed, last = columns
+    for prefix, tails in groups.items():
+        yield [c == v for c, v in zip(fixed, prefix, strict=True)], last, tails
 
 
 def _assignments(entity: EntityMetadata, table: Table, values: Mapping[str, Any]) -> dict[str, Any]:

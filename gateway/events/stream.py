@@ -63,10 +63,6 @@ class Delivery:
     def cursor(self) -> int:
         return self.chunks[-1].last
 
-    @property
-    def events(self) -> list[Logged]:
-        return [e for c in self.chunks for e in c.events]
-
     @cached_property
     def payloads(self) -> orjson.Fragment:
         """The events' payloads as a JSON list, passed through as it is when encoded."""
