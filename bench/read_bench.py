@@ -114,9 +114,8 @@ async def gateway_sql(url: str) -> dict[str, tuple[str, list[Any]]]:
     for i, query in enumerate(SCENARIOS.values()):
         prepared = schema.fast._prepare(query, None, None, context)
         assert prepared is not None, query
-        compiled = prepared.statement.statement.compile(dialect=engine.dialect)  # type: ignore[attr-defined]
-        params = compiled.construct_params()
-        statements[f"/{i}"] = (str(compiled), [params[name] for name in compiled.positiontup])
+        statement: Any = prepared.statement
+        statements[f"/{i}"] = (statement.sql, list(statement.params))
     await engine.dispose()
     return statements
 

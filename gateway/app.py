@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from gateway.http.fast_lane import FastLane
 from gateway.http.graphql import graphql_endpoint
 from gateway.http.websocket import GraphQLWebSocket
 from gateway.runtime import Runtime
@@ -57,6 +59,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 StaticFiles(packages=[("gateway", "http/static/graphiql")]),
             ),
         ],
+        # outermost after the error handler: fast reads skip routing and the rest
+        middleware=[Middleware(FastLane, runtime_of=lambda: app.state.runtime, path="/graphql")],
         lifespan=lifespan,
     )
     return app

@@ -18,7 +18,7 @@ from datasources.fno_demo.generate import build_demo_store
 from datasources.sql.engine import create_engine
 from datasources.sql.source import SqlDataSource
 from gateway import demo_tenant
-from gateway.auth import Authenticator, Role
+from gateway.auth import Authenticator, Principal, Role
 from gateway.catalog.service import CatalogService
 from gateway.control import create_control_schema
 from gateway.dualwrite import initial_sync
@@ -43,7 +43,7 @@ from gateway.setup.service import IntegrationService
 from gateway.tenant import TenantService
 from gateway.writes import WritePipeline
 from schema.builder import GatewaySchema, build_schema
-from schema.context import ReadLimits, Services
+from schema.context import ReadLimits, RequestContext, Services
 
 log = logging.getLogger("gateway")
 
@@ -100,6 +100,17 @@ class Runtime:
     @property
     def auth(self) -> Authenticator:
         return self.services.auth
+
+    def context(self, principal: Principal) -> RequestContext:
+        """What a request's resolvers see: its caller and the runtime's stores and services."""
+        return RequestContext(
+            principal,
+            self.fno,
+            self.catalog,
+            self.limits,
+            self.services,
+            dataverse=self.linked.source,
+        )
 
     @classmethod
     async def open(cls, settings: Settings) -> Runtime:
@@ -163,7 +174,7 @@ class Runtime:
         await self.runner.stop()
         await self.services.initial_sync.close()
         await self.linked.close()
-        await self.fno_engine.dispose()
+        await self.fno.close()
         await self.control_engine.dispose()
 
 

@@ -8,9 +8,9 @@ generic path, which gives the same answer or the proper error.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import orjson
@@ -41,7 +41,7 @@ from schema.planner import FNO, EntityBinding, Planner
 PREPARED_CACHE = 512
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Prepared:
     """A query made ready: the statement to run and where each answer goes."""
 
@@ -51,6 +51,11 @@ class _Prepared:
     statement: object
     companies: tuple[str | None, ...]  # legal entities read (None: every one)
     source: str  # the one store every root field reads
+
+    @cached_property
+    def names(self) -> dict[str, bytes]:
+        """Each root key as it opens its member of the response object."""
+        return {key: orjson.dumps(key) + b":" for key in self.keys}
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,8 @@ class FastReads:
         self.rules = [*specified_rules, *rules]
         self.max_tokens = max_tokens
         self._document = lru_cache(maxsize=256)(self._parse_and_validate)
-        self._prepared: dict[tuple[str, str | None, bytes], _Prepared] = {}
+        # by request (the POST body, or query, operation and variables), least recent first
+        self._prepared: dict[Hashable, _Prepared] = {}
         self.answered = 0  # requests this path answered (the rest took the generic path)
 
     def _parse_and_validate(self, query: str) -> DocumentNode | None:
@@ -91,15 +97,29 @@ class FastReads:
         operation_name: str | None,
         context: RequestContext,
     ) -> bytes | None:
-        if not context.principal.has(Role.READER):
-            return None
+        """The response body, or None: the generic path answers."""
         request = (query, operation_name, orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
-        prepared = self._prepared.pop(request, None) or self._prepare(
-            query, variables, operation_name, context
-        )
+        prepared = self._prepared.pop(request, None)
         if prepared is None:
-            return None
+            prepared = self._prepare(query, variables, operation_name, context)
+        return await self._run(request, prepared, context)
+
+    async def execute_body(self, body: bytes, context: RequestContext) -> bytes | None:
+        """`execute` for a POST body as sent: a body seen before costs one lookup."""
+        prepared = self._prepared.pop(body, None)
+        if prepared is None:
+            params = _params(body)
+            if params is None:
+                return None
+            prepared = self._prepare(*params, context)
+        return await self._run(body, prepared, context)
+
+    async def _run(
+        self, request: Hashable, prepared: _Prepared | None, context: RequestContext
+    ) -> bytes | None:
         principal = context.principal
+        if prepared is None or not principal.has(Role.READER):
+            return None
         if principal.companies is not None and not all(
             principal.may_read(c) for c in prepared.companies
         ):
@@ -115,7 +135,7 @@ class FastReads:
         for key, answer in zip(prepared.reads, answers, strict=True):
             parts[key] = answer.encode() if answer is not None else b"null"
         self.answered += 1
-        body = b",".join(orjson.dumps(key) + b":" + parts[key] for key in prepared.keys)
+        body = b",".join(prepared.names[key] + parts[key] for key in prepared.keys)
         return b'{"data":{' + body + b"}}"
 
     def _prepare(
@@ -187,3 +207,22 @@ class FastReads:
             return planner.by_key(entity, nodes, args), planner.row_shape(entity, nodes)
         plan = planner.connection(entity, nodes, args, company_argument(entity, args))
         return plan, planner.connection_shape(entity, nodes)
+
+
+def _params(body: bytes) -> tuple[str, dict[str, Any] | None, str | None] | None:
+    """Query, variables and operation name of a plain GraphQL POST body; None for
+    anything else (the generic path reports what is wrong with it)."""
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(raw, dict) or raw.keys() - {"query", "variables", "operationName"}:
+        return None
+    query, variables, name = raw.get("query"), raw.get("variables"), raw.get("operationName")
+    if (
+        not isinstance(query, str)
+        or not isinstance(variables, dict | None)
+        or not isinstance(name, str | None)
+    ):
+        return None
+    return query, variables or None, name or None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import uvicorn
@@ -219,10 +220,19 @@ class StatementCounter:
 
     def __enter__(self) -> StatementCounter:
         event.listen(self.engine, "before_cursor_execute", self._record)
+        # the fast read path runs its prepared SQL on the driver directly
+        fetchrow = self._fetchrow = asyncpg.Connection.fetchrow
+
+        async def counted(conn: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+            self._record(conn, None, query)
+            return await fetchrow(conn, query, *args, **kwargs)
+
+        asyncpg.Connection.fetchrow = counted  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *_: object) -> None:
         event.remove(self.engine, "before_cursor_execute", self._record)
+        asyncpg.Connection.fetchrow = self._fetchrow  # type: ignore[method-assign]
 
     def _record(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if "fno_event_outbox" not in statement:  # the event relay's look, not a read's

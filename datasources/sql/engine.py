@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import ClauseElement, event
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 BUSY_MS = 5000  # how long a SQLite writer waits for another to finish
@@ -41,3 +42,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_MS}")
     cursor.close()
+
+
+def driver_sql(statement: ClauseElement, dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
+    """The statement as the driver runs it: SQL text and positional parameters, each
+    through its type's bind processing (as SQLAlchemy would do on every execution)."""
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    assert isinstance(compiled, SQLCompiler)
+    values = compiled.construct_params()
+    params = []
+    for name in compiled.positiontup or ():
+        # an IN list's values are named after its parameter: name_1, name_2, ...
+        bind = compiled.binds[name if name in compiled.binds else name.rsplit("_", 1)[0]]
+        process = bind.type.bind_processor(dialect)
+        params.append(process(values[name]) if process else values[name])
+    return compiled.string, tuple(params)

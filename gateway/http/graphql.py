@@ -18,7 +18,6 @@ from strawberry.types.execution import PreExecutionError
 from gateway.http.graphiql import graphiql_page
 from gateway.kernel.errors import GatewayError, Unauthenticated
 from gateway.runtime import Runtime
-from schema.context import RequestContext
 
 log = logging.getLogger("gateway.http")
 
@@ -47,7 +46,7 @@ async def graphql_endpoint(request: Request) -> Response:
     runtime: Runtime = request.state.runtime
     if request.method == "GET" and _wants_html(request):
         return graphiql_page()
-    media_type = _negotiate(request.headers.get("accept"))
+    media_type = negotiate(request.headers.get("accept"))
     if media_type is None:
         return _request_error(JSON, 406, f"send Accept: {GRAPHQL_RESPONSE} or {JSON}")
     try:
@@ -64,15 +63,9 @@ async def graphql_endpoint(request: Request) -> Response:
 
     schema = runtime.schemas.current
     assert schema is not None
-    context = RequestContext(
-        principal,
-        runtime.fno,
-        runtime.catalog,
-        runtime.limits,
-        runtime.services,
-        dataverse=runtime.linked.source,
-    )
-    if schema.fast is not None and runtime.settings.fast_reads:
+    context = runtime.context(principal)
+    # POSTs the fast path can answer were answered by the fast lane, before routing
+    if request.method == "GET" and schema.fast is not None and runtime.settings.fast_reads:
         try:
             answer = await schema.fast.execute(
                 params.query, params.variables, params.operation_name, context
@@ -142,7 +135,7 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "") and "query" not in request.query_params
 
 
-def _negotiate(accept: str | None) -> str | None:
+def negotiate(accept: str | None) -> str | None:
     if not accept:
         return JSON
     for part in accept.split(","):

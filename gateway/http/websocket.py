@@ -54,14 +54,7 @@ class GraphQLWebSocket(GraphQL[RequestContext, None]):
 
     async def get_context(self, request: Any, response: Any) -> RequestContext:
         runtime = self._runtime()
-        context = RequestContext(
-            runtime.auth.anonymous,
-            runtime.fno,
-            runtime.catalog,
-            runtime.limits,
-            runtime.services,
-            dataverse=runtime.linked.source,
-        )
+        context = runtime.context(runtime.auth.anonymous)
         if isinstance(request, WebSocket):
             await self._authenticate(context, request.headers.get("authorization"))
         return context
