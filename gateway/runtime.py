@@ -122,7 +122,7 @@ class Runtime:
             log.info("creating the demo F&O store (scale %s)", settings.demo_scale)
             await build_demo_store(fno_engine, settings.demo_scale)
         await create_control_schema(control_engine)
-        fno = SqlDataSource(fno_engine)
+        fno = SqlDataSource(fno_engine, settings.read_pool_size)
         await fno.prepare_outbox()
         catalog = CatalogService(control_engine, fno)
         await catalog.sync()
@@ -210,7 +210,13 @@ async def _control_plane(
             file=sys.stderr,
             flush=True,
         )
-    linked = LinkedDataverse(settings.store_url("fno"), tenant, integrations, settings.pool_size)
+    linked = LinkedDataverse(
+        settings.store_url("fno"),
+        tenant,
+        integrations,
+        settings.pool_size,
+        settings.read_pool_size,
+    )
     dualwrite = DualWriteService(control, fno, linked, notifier, settings.queue_alert)
     initial = InitialSync(control, dualwrite, notifier, runner.wake, settings.sync_batch)
     dualwrite.use_initial_sync(initial.plan)

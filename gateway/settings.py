@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     fast_reads: bool = Field(
         True, description="Answer entity reads with one statement whose JSON the store builds."
     )
+    read_pool_size: int = Field(
+        10,
+        ge=1,
+        description="Connections for those statements, per PostgreSQL store and worker. Each "
+        "keeps a core of the database busy while it runs: beyond its cores, more only queue "
+        "inside PostgreSQL.",
+    )
     workers: int = Field(1, ge=1, description="uvicorn worker processes.")
     log_level: str = Field("info", description="Log level.")
 

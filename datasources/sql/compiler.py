@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    FromClause,
     Select,
     String,
     Table,
@@ -46,7 +47,7 @@ ColumnFor = Callable[[str], ColumnElement[Any]]
 TableFor = Callable[[EntityMetadata], Table]
 
 
-def columns_of(entity: EntityMetadata, table: Table) -> ColumnFor:
+def columns_of(entity: EntityMetadata, table: FromClause) -> ColumnFor:
     """Look a field's column up by field name."""
     return lambda name: table.c[entity.field(name).column]
 
@@ -105,7 +106,7 @@ def _relation_clause(
 ) -> ColumnElement[bool]:
     target = where.target
     alias = table_for(target).alias()
-    target_col = columns_of(target, alias)  # type: ignore[arg-type]
+    target_col = columns_of(target, alias)
     joined = and_(*(target_col(t) == col(s) for s, t in where.relation.constraints))
     condition = filter_clause(where.where, target, target_col, table_for)
     if where.quantifier is Quantifier.SOME:

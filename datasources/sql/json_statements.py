@@ -17,6 +17,7 @@ from sqlalchemy import (
     ColumnElement,
     FromClause,
     Integer,
+    Select,
     Text,
     and_,
     case,
@@ -26,6 +27,8 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from datasources.sql.compiler import ColumnFor, columns_of, order_clauses
 from datasources.sql.statements import Statements, cursor_clauses, direction
@@ -92,6 +95,10 @@ class JsonStatements:
     ) -> ColumnElement[Any]:
         page_request = plan.page
         assert page_request is not None
+        if not page_request.backwards and not any(
+            isinstance(entry, PageInfoShape) for _, entry in shape.entries
+        ):
+            return self._listed(plan, shape, correlation)
         page, col = self._page(plan, correlation)
         size = page_request.limit
         position = page.c[_POSITION]
@@ -158,12 +165,65 @@ class JsonStatements:
             statement = statement.correlate(correlation.parent)
         return statement.scalar_subquery()
 
+    def _listed(
+        self, plan: QueryPlan, shape: ConnectionShape, correlation: Any
+    ) -> ColumnElement[Any]:
+        """A forward page with no pageInfo: each list is one ordered, limited read whose
+        rows become JSON as they are read (`ARRAY(SELECT … ORDER BY … LIMIT n)`), with
+        no row numbers, no look-ahead row and no aggregate that sorts again."""
+        page = plan.page
+        assert page is not None
+        table = self.statements.table(plan.entity).alias()
+        col = columns_of(plan.entity, table)
+
+        def rows(item: ColumnElement[Any]) -> ColumnElement[Any]:
+            statement = self._read(plan, table, col, correlation, item)
+            statement = statement.where(*cursor_clauses(plan, page, col)).limit(page.limit)
+            return func.array_to_json(_ArrayOf(statement))
+
+        pieces: list[ColumnElement[Any]] = []
+        for key, entry in shape.entries:
+            pieces.append(_text(key))
+            if isinstance(entry, TotalCount):
+                pieces.append(self._total(plan, correlation))
+            elif isinstance(entry, Nodes):
+                pieces.append(rows(self._row(plan, entry.row, table, col)))
+            elif isinstance(entry, Edges):
+                edge: list[ColumnElement[Any]] = []
+                for edge_key, part in entry.entries:
+                    edge.append(_text(edge_key))
+                    if isinstance(part, Cursor):
+                        edge.append(self._cursor(plan, col))
+                    elif isinstance(part, Nodes):
+                        edge.append(self._row(plan, part.row, table, col))
+                    else:
+                        edge.append(_text(part.name))
+                pieces.append(rows(func.json_build_object(*edge)))
+            else:
+                assert isinstance(entry, Typename)
+                pieces.append(_text(entry.name))
+        return func.json_build_object(*pieces)
+
     def _single(self, plan: QueryPlan, shape: RowShape, correlation: Any) -> ColumnElement[Any]:
-        page, col = self._page(plan, correlation)
-        statement = select(self._row(plan, shape, page, col)).select_from(page).limit(1)
+        table = self.statements.table(plan.entity).alias()
+        col = columns_of(plan.entity, table)
+        row = self._row(plan, shape, table, col)
+        return self._read(plan, table, col, correlation, row).limit(1).scalar_subquery()
+
+    def _read(
+        self,
+        plan: QueryPlan,
+        table: FromClause,
+        col: ColumnFor,
+        correlation: Any,
+        item: ColumnElement[Any],
+    ) -> Select[Any]:
+        """`item` for each row the plan reads, in its order."""
+        order = order_clauses(direction(plan.order, plan.page), col)
+        statement = select(item).select_from(table).where(self.statements.condition(plan, col))
         if correlation is not None:
-            statement = statement.correlate(correlation.parent)
-        return statement.scalar_subquery()
+            statement = statement.where(correlation(col)).correlate(correlation.parent)
+        return statement.order_by(*order)
 
     def _row(
         self, plan: QueryPlan, shape: RowShape, page: FromClause, col: ColumnFor
@@ -213,6 +273,20 @@ class JsonStatements:
             literal_column("'base64'"),
         )
         return func.translate(encoded, literal_column("E'+/=\\n'"), literal_column("'-_'"))
+
+
+class _ArrayOf(ColumnElement[Any]):
+    """PostgreSQL's `ARRAY(subquery)`: the subquery's rows as an array, in its order."""
+
+    inherit_cache = False  # compiled once per prepared read, never from the cache
+
+    def __init__(self, query: Select[Any]) -> None:
+        self.query = query.scalar_subquery()
+
+
+@compiles(_ArrayOf)
+def _array_of(element: _ArrayOf, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"ARRAY{compiler.process(element.query, **kw)}"
 
 
 class _Correlation:

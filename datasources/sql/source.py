@@ -39,8 +39,9 @@ T = TypeVar("T")
 
 
 class SqlDataSource:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, read_pool_size: int = 10) -> None:
         self.engine = engine
+        self.read_pool_size = read_pool_size
         # Reads run in autocommit: no BEGIN and ROLLBACK round trips around each one.
         # Every statement sees its own snapshot, as it would in a READ COMMITTED read.
         self.reader = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -223,9 +224,8 @@ class SqlDataSource:
         """The driver's own pool for prepared JSON reads, connected as the engine is."""
         if self._pool is None:
             _args, options = self.engine.dialect.create_connect_args(self.engine.url)
-            size = self.engine.pool.size()  # type: ignore[attr-defined]
             self._pool = asyncio.ensure_future(
-                asyncpg.create_pool(**options, min_size=1, max_size=size)
+                asyncpg.create_pool(**options, min_size=1, max_size=self.read_pool_size)
             )
         return await asyncio.shield(self._pool)
 

@@ -22,11 +22,13 @@ class LinkedDataverse:
         tenant: TenantService,
         integrations: IntegrationService,
         pool_size: int | None = None,
+        read_pool_size: int = 10,
     ) -> None:
         self._fno_url = fno_url
         self._tenant = tenant
         self._integrations = integrations
         self._pool_size = pool_size
+        self._read_pool_size = read_pool_size
         self.url: str | None = None
         self.source: SqlDataSource | None = None
         self.environment: str | None = None  # the linked F&O environment's name
@@ -49,7 +51,9 @@ class LinkedDataverse:
             await self.close()
             self.url = url
             if url is not None:
-                self.source = SqlDataSource(create_engine(url, self._pool_size))
+                self.source = SqlDataSource(
+                    create_engine(url, self._pool_size), self._read_pool_size
+                )
                 await self.source.prepare_outbox()
         if self.source is None:
             return None
