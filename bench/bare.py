@@ -21,13 +21,19 @@ STATEMENTS: dict[str, tuple[str, list[Any]]] = {}
 POOL: list[Any] = []
 
 
+async def no_reset(_conn: Any) -> None:
+    """One autocommit statement per checkout leaves nothing to reset (as in the gateway)."""
+
+
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 POOL.append(
-                    await asyncpg.create_pool(os.environ["BARE_DSN"], min_size=4, max_size=16)
+                    await asyncpg.create_pool(
+                        os.environ["BARE_DSN"], min_size=4, max_size=10, reset=no_reset
+                    )
                 )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":

@@ -225,9 +225,13 @@ class SqlDataSource:
         if self._pool is None:
             _args, options = self.engine.dialect.create_connect_args(self.engine.url)
             self._pool = asyncio.ensure_future(
-                asyncpg.create_pool(**options, min_size=1, max_size=self.read_pool_size)
+                asyncpg.create_pool(
+                    **options, min_size=1, max_size=self.read_pool_size, reset=_nothing_to_reset
+                )
             )
-        return await asyncio.shield(self._pool)
+        if not self._pool.done():
+            return await asyncio.shield(self._pool)
+        return self._pool.result()
 
     async def _root(self, conn: AsyncConnection, plan: QueryPlan) -> Connection:
         rows = [dict(r) for r in (await conn.execute(self.statements.root(plan))).mappings()]
@@ -310,6 +314,12 @@ async def _held(statement: Awaitable[T]) -> T:
         if tracking.is_busy(exc):
             raise Busy from exc
         raise UpstreamFailed(f"the store failed the read: {describe(exc)}") from exc
+
+
+async def _nothing_to_reset(_conn: asyncpg.Connection) -> None:
+    """A JSON read is one statement in autocommit and leaves no session state, so a
+    connection goes back to the pool as it is: asyncpg's own reset would cost each read
+    a second round trip."""
 
 
 @dataclass(frozen=True)
