@@ -114,7 +114,7 @@ async def gateway_sql(url: str) -> dict[str, tuple[str, list[Any]]]:
     for i, query in enumerate(SCENARIOS.values()):
         prepared = schema.fast._prepare(query, None, None, context)
         assert prepared is not None, query
-        statement: Any = prepared.statement
+        statement: Any = prepared.statement.statement
         statements[f"/{i}"] = (statement.sql, list(statement.params))
     await engine.dispose()
     return statements

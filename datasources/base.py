@@ -50,8 +50,11 @@ class DataSource(Protocol):
         """
         ...
 
-    async def fetch_json(self, prepared: object) -> list[str | None] | None:
-        """Each read's response JSON (None for a missing row); None: take the generic path."""
+    async def fetch_json(
+        self, prepared: object, arguments: Mapping[str, Any]
+    ) -> list[str | None] | None:
+        """Each read's response JSON (None for a missing row), with `arguments` as the
+        values of the plan's `Slot`s; None: take the generic path."""
         ...
 
     async def write(

@@ -9,30 +9,40 @@ generic path, which gives the same answer or the proper error.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 from typing import Any
 
 import orjson
 from graphql import (
+    ArgumentNode,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     GraphQLError,
+    GraphQLNonNull,
+    GraphQLScalarType,
     GraphQLSchema,
+    ObjectFieldNode,
+    OperationDefinitionNode,
     OperationType,
+    VariableDefinitionNode,
+    VariableNode,
+    Visitor,
     get_argument_values,
     get_operation_ast,
     parse,
     specified_rules,
+    type_from_ast,
     validate,
+    visit,
 )
-from graphql.execution.values import get_variable_values
+from graphql.execution.values import VariableValues, get_variable_values
 
 from gateway.auth import Role
 from gateway.kernel.catalog import EntityMetadata
 from gateway.kernel.errors import GatewayError
-from gateway.kernel.plan import QueryPlan
+from gateway.kernel.plan import COMPARISONS, QueryPlan, Slot
 from gateway.kernel.shape import Shape
 from schema.context import RequestContext
 from schema.entities import companies_asked, company_argument
@@ -51,6 +61,8 @@ class _Prepared:
     statement: object
     companies: tuple[str | None, ...]  # legal entities read (None: every one)
     source: str  # the one store every root field reads
+    bound: frozenset[str] = frozenset()  # the variables the statement takes as parameters
+    definitions: tuple[VariableDefinitionNode, ...] = ()
 
     @cached_property
     def names(self) -> dict[str, bytes]:
@@ -81,6 +93,7 @@ class FastReads:
         self._document = lru_cache(maxsize=256)(self._parse_and_validate)
         # by request (the POST body, or query, operation and variables), least recent first
         self._prepared: dict[Hashable, _Prepared] = {}
+        self._slots: dict[tuple[str, str | None], frozenset[str]] = {}  # see `_bindable`
         self.answered = 0  # requests this path answered (the rest took the generic path)
 
     def _parse_and_validate(self, query: str) -> DocumentNode | None:
@@ -98,37 +111,71 @@ class FastReads:
         context: RequestContext,
     ) -> bytes | None:
         """The response body, or None: the generic path answers."""
-        request = (query, operation_name, orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
-        prepared = self._prepared.pop(request, None)
-        if prepared is None:
-            prepared = self._prepare(query, variables, operation_name, context)
-        return await self._run(request, prepared, context)
+        return await self._answer(query, variables or {}, operation_name, context, None)
 
     async def execute_body(self, body: bytes, context: RequestContext) -> bytes | None:
         """`execute` for a POST body as sent: a body seen before costs one lookup."""
-        prepared = self._prepared.pop(body, None)
+        prepared = self._prepared.get(body)
+        if prepared is not None:
+            return await self._run(body, prepared, {}, context)
+        params = _params(body)
+        if params is None:
+            return None
+        query, variables, operation_name = params
+        return await self._answer(query, variables or {}, operation_name, context, body)
+
+    async def _answer(
+        self,
+        query: str,
+        variables: dict[str, Any],
+        operation_name: str | None,
+        context: RequestContext,
+        body: bytes | None,
+    ) -> bytes | None:
+        slots = self._slots.get((query, operation_name))
+        if slots is None:
+            slots = self._slots[query, operation_name] = self._bindable(query, operation_name)
+        bound = frozenset(n for n in slots if variables.get(n) is not None)
+        key = _key(query, operation_name, variables, bound)
+        prepared = self._prepared.get(key)
         if prepared is None:
-            params = _params(body)
-            if params is None:
+            prepared = self._prepare(query, variables, operation_name, context, bound)
+            if prepared is None:
                 return None
-            prepared = self._prepare(*params, context)
-        return await self._run(body, prepared, context)
+            if prepared.bound != bound:  # a slot was looked at while planning: no slots
+                self._slots[query, operation_name] = frozenset()
+                key = _key(query, operation_name, variables, frozenset())
+        arguments: dict[str, Any] = {}
+        if prepared.bound:
+            coerced = get_variable_values(
+                self.schema,
+                [d for d in prepared.definitions if d.variable.name.value in prepared.bound],
+                {name: variables[name] for name in prepared.bound},
+            )
+            if isinstance(coerced, list):
+                return None  # the generic path reports the bad value
+            arguments = coerced.coerced
+        elif body is not None:
+            self._remember(body, prepared)  # the same body again: one lookup
+        return await self._run(key, prepared, arguments, context)
 
     async def _run(
-        self, request: Hashable, prepared: _Prepared | None, context: RequestContext
+        self,
+        request: Hashable,
+        prepared: _Prepared,
+        arguments: dict[str, Any],
+        context: RequestContext,
     ) -> bytes | None:
         principal = context.principal
-        if prepared is None or not principal.has(Role.READER):
+        if not principal.has(Role.READER):
             return None
         if principal.companies is not None and not all(
             principal.may_read(c) for c in prepared.companies
         ):
             return None  # the generic path says which legal entity is not allowed
-        self._prepared[request] = prepared  # most recently used last
-        if len(self._prepared) > PREPARED_CACHE:
-            self._prepared.pop(next(iter(self._prepared)))
+        self._remember(request, prepared)
         store = context.source(prepared.source)
-        answers = await store.fetch_json(prepared.statement) if prepared.reads else []
+        answers = await store.fetch_json(prepared.statement, arguments) if prepared.reads else []
         if answers is None:
             return None
         parts = dict(prepared.constants)
@@ -138,29 +185,74 @@ class FastReads:
         body = b",".join(prepared.names[key] + parts[key] for key in prepared.keys)
         return b'{"data":{' + body + b"}}"
 
+    def _remember(self, request: Hashable, prepared: _Prepared) -> None:
+        self._prepared.pop(request, None)
+        self._prepared[request] = prepared  # most recently used last
+        if len(self._prepared) > PREPARED_CACHE:
+            self._prepared.pop(next(iter(self._prepared)))
+
+    def _bindable(self, query: str, operation_name: str | None) -> frozenset[str]:
+        """The variables that can stay slots: scalars used only as the operand of a
+        comparison (eq, neq, gt, gte, lt, lte) in a `where` filter, whose values reach
+        the statement as they are. Any other use (a key, a company, a page size, a
+        cursor) shapes the plan or is checked while planning, and keys the plan."""
+        document = self._document(query)
+        operation = get_operation_ast(document, operation_name) if document else None
+        if document is None or operation is None:
+            return frozenset()
+        candidates = set()
+        for definition in operation.variable_definitions or ():
+            kind = type_from_ast(self.schema, definition.type)
+            if isinstance(kind, GraphQLNonNull):
+                kind = kind.of_type
+            if isinstance(kind, GraphQLScalarType):
+                candidates.add(definition.variable.name.value)
+        uses = _VariableUses()
+        visit(document, uses)
+        return frozenset(candidates - uses.elsewhere)
+
     def _prepare(
         self,
         query: str,
-        variables: dict[str, Any] | None,
+        variables: dict[str, Any],
         operation_name: str | None,
         context: RequestContext,
+        bound: frozenset[str],
     ) -> _Prepared | None:
-        """Plan every root field, and have the store prepare its statement; None: not ours."""
+        """Plan every root field, and have the store prepare its statement; None: not ours.
+
+        The variables in `bound` are planned as slots; if planning looks at one, the
+        plan is made again with every value (and `bound` is empty in what it returns).
+        """
         document = self._document(query)
         if document is None:
             return None
         operation = get_operation_ast(document, operation_name)
         if operation is None or operation.operation is not OperationType.QUERY:
             return None
-        coerced = get_variable_values(
-            self.schema, operation.variable_definitions or [], variables or {}
-        )
+        definitions = tuple(operation.variable_definitions or ())
+        coerced = get_variable_values(self.schema, definitions, variables)
         if isinstance(coerced, list):
             return None
         fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
-        planner = Planner(self.bindings, context.limits, self.schema, fragments, coerced)
+        slots = {name: Slot(name) for name in bound}
+        planned = VariableValues(coerced.sources, {**coerced.coerced, **slots})
+        planner = Planner(self.bindings, context.limits, self.schema, fragments, planned)
+        try:
+            made = self._statement(planner, operation, context)
+        except TypeError:
+            if not bound:
+                raise
+            return self._prepare(query, variables, operation_name, context, frozenset())
+        if made is None:
+            return None
+        return replace(made, bound=bound, definitions=definitions)
+
+    def _statement(
+        self, planner: Planner, operation: OperationDefinitionNode, context: RequestContext
+    ) -> _Prepared | None:
         roots = planner.collect_root(operation.selection_set)
         reads: list[tuple[QueryPlan, Shape]] = []
         companies: list[str | None] = []
@@ -226,3 +318,30 @@ def _params(body: bytes) -> tuple[str, dict[str, Any] | None, str | None] | None
     ):
         return None
     return query, variables or None, name or None
+
+
+def _key(
+    query: str, operation_name: str | None, variables: dict[str, Any], bound: frozenset[str]
+) -> tuple[Any, ...]:
+    """What a plan is kept under: the values of the variables that are not slots."""
+    rest = {n: v for n, v in variables.items() if n not in bound}
+    return (query, operation_name, orjson.dumps(rest, option=orjson.OPT_SORT_KEYS), bound)
+
+
+class _VariableUses(Visitor):
+    """Collects the variables used anywhere but as a comparison's operand in `where`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elsewhere: set[str] = set()
+
+    def enter_variable(
+        self, node: VariableNode, _key: Any, parent: Any, _path: Any, ancestors: list[Any]
+    ) -> None:
+        if isinstance(parent, VariableDefinitionNode):
+            return  # its declaration
+        in_where = any(isinstance(a, ArgumentNode) and a.name.value == "where" for a in ancestors)
+        if not (
+            in_where and isinstance(parent, ObjectFieldNode) and parent.name.value in COMPARISONS
+        ):
+            self.elsewhere.add(node.name.value)

@@ -159,7 +159,7 @@ class Gateway:
     @property
     def fast(self) -> bool:
         """Whether entity reads take the fast path (JSON built by the store)."""
-        return self.backend == "postgresql" and self.runtime.settings.fast_reads
+        return self.runtime.settings.fast_reads
 
     @property
     def runtime(self) -> Runtime:
@@ -291,7 +291,7 @@ def start_gateway(
 
 ANONYMOUS = ""  # token=ANONYMOUS sends no credentials
 
-READ_PATHS = ["sqlite", "postgresql", "postgresql-generic"]
+READ_PATHS = ["sqlite", "sqlite-generic", "postgresql", "postgresql-generic"]
 
 
 @pytest.fixture(scope="session")
@@ -314,8 +314,8 @@ def gateway(
     read_stores: Callable[[str], str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
-    """A read-only gateway over a shared demo store: per backend, and on PostgreSQL
-    once with the fast read path (JSON built in the store) and once without."""
+    """A read-only gateway over a shared demo store: per backend, once with the fast
+    read path (JSON built in the store) and once without."""
     backend, _, generic = request.param.partition("-")
     gw, running = start_gateway(
         tmp_path_factory.mktemp(f"gw-{request.param}"),

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ClauseElement, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from gateway.kernel.plan import Slot
 
 BUSY_MS = 5000  # how long a SQLite writer waits for another to finish
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
@@ -44,16 +48,41 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def driver_sql(statement: ClauseElement, dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
-    """The statement as the driver runs it: SQL text and positional parameters, each
-    through its type's bind processing (as SQLAlchemy would do on every execution)."""
+@dataclass(frozen=True)
+class DriverStatement:
+    """A statement as the driver runs it: SQL text and positional parameters, each
+    through its type's bind processing (as SQLAlchemy does on every execution), and
+    where a query variable's value goes (`Slot`s), with the processing it needs."""
+
+    sql: str
+    params: tuple[Any, ...]
+    slots: tuple[tuple[int, str, Callable[[Any], Any] | None], ...] = ()
+
+    def bind(self, arguments: Mapping[str, Any]) -> tuple[Any, ...]:
+        if not self.slots:
+            return self.params
+        params = list(self.params)
+        for index, name, process in self.slots:
+            value = arguments[name]
+            params[index] = process(value) if process else value
+        return tuple(params)
+
+
+def driver_sql(statement: ClauseElement, dialect: Dialect) -> DriverStatement:
     compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     assert isinstance(compiled, SQLCompiler)
     values = compiled.construct_params()
-    params = []
-    for name in compiled.positiontup or ():
+    params: list[Any] = []
+    slots = []
+    for index, name in enumerate(compiled.positiontup or ()):
         # an IN list's values are named after its parameter: name_1, name_2, ...
         bind = compiled.binds[name if name in compiled.binds else name.rsplit("_", 1)[0]]
         process = bind.type.bind_processor(dialect)
-        params.append(process(values[name]) if process else values[name])
-    return compiled.string, tuple(params)
+        value = values[name]
+        if isinstance(value, Slot):
+            slots.append((index, value.name, process))
+            value = None
+        elif process is not None:
+            value = process(value)
+        params.append(value)
+    return DriverStatement(compiled.string, tuple(params), tuple(slots))

@@ -1,4 +1,4 @@
-"""One statement per root field that builds the GraphQL response JSON in PostgreSQL.
+"""One statement per root field that builds the GraphQL response JSON in the store.
 
 A plan says what to read, a shape how to lay the answer out. Each connection is a
 page subquery (filtered, past the cursors, ordered, one row beyond the page) that
@@ -6,6 +6,10 @@ aggregates into `json_build_object`; relations are correlated subqueries of the 
 form, so the whole tree is one statement and no row reaches Python. Scalars are
 rendered as the GraphQL layer renders them (decimals and dates as text, enums by
 symbol), and cursors byte for byte as `gateway.kernel.cursor` makes them.
+
+SQLite builds the common case too (forward pages without pageInfo or cursors, to-one
+relations, totalCount) with `json_object` and `json_group_array`; the rest is
+`Unsupported` there, and the generic path answers it.
 """
 
 from __future__ import annotations
@@ -68,6 +72,26 @@ def _text(value: str) -> ColumnElement[str]:
 class JsonStatements:
     def __init__(self, statements: Statements) -> None:
         self.statements = statements
+        self.sqlite = statements.dialect == "sqlite"
+
+    def _object(self, *pieces: ColumnElement[Any]) -> ColumnElement[Any]:
+        if len(pieces) > 100:
+            raise Unsupported("a JSON object is built from at most 100 arguments")
+        return (func.json_object if self.sqlite else func.json_build_object)(*pieces)
+
+    def _rows(self, statement: Select[Any]) -> ColumnElement[Any]:
+        """The JSON array of the one column a statement reads, in its order."""
+        if not self.sqlite:
+            return func.array_to_json(_ArrayOf(statement))
+        # the subquery's order is the order its rows reach the aggregate; `json()`
+        # restores the JSON type the values lose on their way out of the subquery
+        rows = statement.subquery()
+        item = next(iter(rows.c))
+        return self._nested(select(func.json_group_array(func.json(item))).scalar_subquery())
+
+    def _nested(self, value: ColumnElement[Any]) -> ColumnElement[Any]:
+        """A subquery's JSON as a value inside another object (SQLite reads it as text)."""
+        return func.json(value) if self.sqlite else value
 
     def root(self, plan: QueryPlan, shape: RowShape | ConnectionShape) -> ColumnElement[Any]:
         """The JSON text of one root field (null for a by-key field that found nothing)."""
@@ -99,6 +123,8 @@ class JsonStatements:
             isinstance(entry, PageInfoShape) for _, entry in shape.entries
         ):
             return self._listed(plan, shape, correlation)
+        if self.sqlite:
+            raise Unsupported("pageInfo and backward pages are built by PostgreSQL only")
         page, col = self._page(plan, correlation)
         size = page_request.limit
         position = page.c[_POSITION]
@@ -179,7 +205,7 @@ class JsonStatements:
         def rows(item: ColumnElement[Any]) -> ColumnElement[Any]:
             statement = self._read(plan, table, col, correlation, item)
             statement = statement.where(*cursor_clauses(plan, page, col)).limit(page.limit)
-            return func.array_to_json(_ArrayOf(statement))
+            return self._rows(statement)
 
         pieces: list[ColumnElement[Any]] = []
         for key, entry in shape.entries:
@@ -198,17 +224,18 @@ class JsonStatements:
                         edge.append(self._row(plan, part.row, table, col))
                     else:
                         edge.append(_text(part.name))
-                pieces.append(rows(func.json_build_object(*edge)))
+                pieces.append(rows(self._object(*edge)))
             else:
                 assert isinstance(entry, Typename)
                 pieces.append(_text(entry.name))
-        return func.json_build_object(*pieces)
+        return self._object(*pieces)
 
     def _single(self, plan: QueryPlan, shape: RowShape, correlation: Any) -> ColumnElement[Any]:
         table = self.statements.table(plan.entity).alias()
         col = columns_of(plan.entity, table)
         row = self._row(plan, shape, table, col)
-        return self._read(plan, table, col, correlation, row).limit(1).scalar_subquery()
+        read = self._read(plan, table, col, correlation, row).limit(1).scalar_subquery()
+        return self._nested(read)
 
     def _read(
         self,
@@ -234,7 +261,9 @@ class JsonStatements:
         for key, entry in shape.entries:
             pieces.append(_text(key))
             if isinstance(entry, Column):
-                pieces.append(_rendered(entity.field(entry.field), col(entry.field)))
+                field = entity.field(entry.field)
+                render = _sqlite_rendered if self.sqlite else _rendered
+                pieces.append(render(field, col(entry.field)))
             elif isinstance(entry, Nested):
                 child = children[entry.child]
                 correlation = _Correlation(child, page, col)
@@ -246,9 +275,7 @@ class JsonStatements:
                     pieces.append(self._single(child.plan, entry.shape, correlation))
             else:
                 pieces.append(_text(entry.name))
-        if len(pieces) > 100:
-            raise Unsupported("json_build_object takes at most 100 arguments")
-        return func.json_build_object(*pieces)
+        return self._object(*pieces)
 
     def _total(self, plan: QueryPlan, correlation: Any) -> ColumnElement[Any]:
         table = self.statements.table(plan.entity)
@@ -262,6 +289,8 @@ class JsonStatements:
 
     def _cursor(self, plan: QueryPlan, col: ColumnFor) -> ColumnElement[Any]:
         """`encode_cursor`, in SQL: base64url (no padding) of the same JSON text."""
+        if self.sqlite:
+            raise Unsupported("SQLite has no base64: cursors come from the generic path")
         values = [_cursor_value(plan.entity.field(t.field), col(t.field)) for t in plan.order]
         document = func.json_build_array(
             literal_column(str(CURSOR_VERSION), Integer),
@@ -327,3 +356,25 @@ def _cursor_value(field: EntityField, column: ColumnElement[Any]) -> ColumnEleme
         )
         return func.concat(seconds, fraction, literal_column("'+00:00'"))
     return column
+
+
+def _sqlite_rendered(field: EntityField, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The field as GraphQL serialises it, from SQLite's storage: decimals are REAL
+    (printed at the field's scale, as SQLAlchemy reads them), dates and timestamps text
+    (`YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS.ffffff` in UTC)."""
+    if field.type is FieldType.REAL:
+        scale = field.scale if field.scale is not None else 6
+        printed = func.printf(literal_column(f"'%.{int(scale)}f'"), column)
+        return case((column.is_(None), None), else_=printed)
+    if field.type is FieldType.DATE:
+        return column
+    if field.type is FieldType.UTC_DATETIME:
+        fraction = func.substr(column, 21, 6)
+        seconds = func.replace(func.substr(column, 1, 19), literal_column("' '"), _text("T"))
+        micros = case(
+            (func.coalesce(fraction, "").in_(["", "000000"]), literal_column("''")),
+            else_=literal_column("'.'").op("||")(fraction),
+        )
+        iso = seconds.op("||")(micros).op("||")(literal_column("'+00:00'"))
+        return case((column.is_(None), None), else_=iso)
+    return _rendered(field, column)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from datasources.base import Busy
 from datasources.sql import notify, outbox, tracking
-from datasources.sql.engine import BUSY_MS, driver_sql
+from datasources.sql.engine import BUSY_MS, DriverStatement, driver_sql
 from datasources.sql.json_statements import JsonStatements, Unsupported
 from datasources.sql.metadata import dataarea, read_entities
 from datasources.sql.statements import RANK, TOTAL, Statements
@@ -47,7 +47,7 @@ class SqlDataSource:
         self.reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._tables: dict[str, tuple[EntityMetadata, Table]] = {}
         self.statements = Statements(self.table, engine.dialect.name)
-        self.json = JsonStatements(self.statements) if engine.dialect.name == "postgresql" else None
+        self.json = JsonStatements(self.statements)
         self._tracking: bool | None = None  # whether writes must carry the gateway's mark
         self._listeners: list[notify.Listener] = []
         self._pool: asyncio.Future[asyncpg.Pool] | None = None
@@ -186,12 +186,11 @@ class SqlDataSource:
             raise UpstreamFailed(f"the F&O store failed the read: {exc.orig}") from exc
 
     def prepare_json(self, reads: Sequence[tuple[QueryPlan, Shape]]) -> object | None:
-        """One statement answering every read with its response JSON (PostgreSQL only).
+        """One statement answering every read with its response JSON; None for a read
+        this store cannot build (see `JsonStatements`).
 
         It also checks that each company asked for exists.
         """
-        if self.json is None:
-            return None
         try:
             columns = [self.json.root(plan, shape) for plan, shape in reads]
         except Unsupported:
@@ -199,23 +198,34 @@ class SqlDataSource:
         companies = {plan.company for plan, _ in reads if plan.company is not None}
         for company in sorted(companies):
             columns.append(select(dataarea.c.id).where(dataarea.c.id == company).exists())
-        sql, params = driver_sql(select(*columns), self.engine.dialect)
-        return _PreparedJson(sql, params, len(reads))
+        return _PreparedJson(driver_sql(select(*columns), self.engine.dialect), len(reads))
 
-    async def fetch_json(self, prepared: object) -> list[str | None] | None:
-        """Run a prepared statement; None if a company asked for is unknown.
+    async def fetch_json(
+        self, prepared: object, arguments: Mapping[str, Any]
+    ) -> list[str | None] | None:
+        """Run a prepared statement with the values of its slots; None if a company
+        asked for is unknown.
 
         It goes straight to the driver: the SQL was compiled once, when prepared, and
         asyncpg keeps it prepared on each connection, so a read costs one round trip
         and no per-execution work in SQLAlchemy (which walks the statement each time).
         """
         assert isinstance(prepared, _PreparedJson)
-        pool = await self._json_pool()
-        try:
-            async with pool.acquire() as conn:
-                row = await conn.fetchrow(prepared.sql, *prepared.params)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            raise UpstreamFailed(f"the F&O store failed the read: {exc}") from exc
+        sql, params = prepared.statement.sql, prepared.statement.bind(arguments)
+        if self.engine.dialect.name == "sqlite":
+            try:
+                async with self.reader.connect() as conn:
+                    result = await conn.exec_driver_sql(sql, params)
+                    row = result.one()
+            except DBAPIError as exc:
+                raise UpstreamFailed(f"the F&O store failed the read: {exc.orig}") from exc
+        else:
+            pool = await self._json_pool()
+            try:
+                async with pool.acquire() as conn:
+                    row = await conn.fetchrow(sql, *params)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                raise UpstreamFailed(f"the F&O store failed the read: {exc}") from exc
         if not all(row[prepared.reads :]):
             return None
         return list(row[: prepared.reads])
@@ -324,8 +334,7 @@ async def _nothing_to_reset(_conn: asyncpg.Connection) -> None:
 
 @dataclass(frozen=True)
 class _PreparedJson:
-    sql: str
-    params: tuple[Any, ...]
+    statement: DriverStatement
     reads: int
 
 

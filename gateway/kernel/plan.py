@@ -29,6 +29,33 @@ class Op(StrEnum):
     IS_NULL = "isNull"
 
 
+COMPARISONS = frozenset({Op.EQ, Op.NEQ, Op.GT, Op.GTE, Op.LT, Op.LTE})
+
+
+class Slot:
+    """A query variable's value, not known when the plan is made: the store binds it as
+    a parameter of the prepared statement, so one plan serves every value.
+
+    Anything that would look at the value while planning fails loudly (the plan is
+    then made with the values, as for any other query): only a value that reaches the
+    statement untouched may stay a slot.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Slot({self.name!r})"
+
+    def _unknown(self, *_: object) -> Any:
+        raise TypeError(f"the value of ${self.name} is not known while planning")
+
+    __str__ = __bool__ = __format__ = __lt__ = __le__ = __gt__ = __ge__ = __len__ = _unknown
+    __iter__ = __int__ = __float__ = __index__ = _unknown
+
+
 class Quantifier(StrEnum):
     SOME = "some"
     EVERY = "every"
