@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from datasources.dataverse.provisioner import Location
 from datasources.fno_demo.generate import build_demo_store
-from datasources.sql.engine import create_engine
+from datasources.sql.engine import create_engine, dispose_when_idle
 from datasources.sql.source import SqlDataSource
 from gateway import demo_tenant
 from gateway.auth import Authenticator, Principal, Role
@@ -175,7 +175,7 @@ class Runtime:
         await self.services.initial_sync.close()
         await self.linked.close()
         await self.fno.close()
-        await self.control_engine.dispose()
+        await dispose_when_idle(self.control_engine)
 
 
 async def _control_plane(

@@ -14,6 +14,7 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 import orjson
+from cachetools import LRUCache
 from graphql import (
     ArgumentNode,
     DocumentNode,
@@ -91,9 +92,9 @@ class FastReads:
         self.rules = [*specified_rules, *rules]
         self.max_tokens = max_tokens
         self._document = lru_cache(maxsize=256)(self._parse_and_validate)
-        # by request (the POST body, or query, operation and variables), least recent first
-        self._prepared: dict[Hashable, _Prepared] = {}
-        self._slots: dict[tuple[str, str | None], frozenset[str]] = {}  # see `_bindable`
+        # by request: the POST body, or the query, operation and the values that key it
+        self._prepared: LRUCache[Hashable, _Prepared] = LRUCache(PREPARED_CACHE)
+        self._slots: LRUCache[tuple[str, str | None], frozenset[str]] = LRUCache(PREPARED_CACHE)
         self.answered = 0  # requests this path answered (the rest took the generic path)
 
     def _parse_and_validate(self, query: str) -> DocumentNode | None:
@@ -156,7 +157,7 @@ class FastReads:
                 return None  # the generic path reports the bad value
             arguments = coerced.coerced
         elif body is not None:
-            self._remember(body, prepared)  # the same body again: one lookup
+            self._prepared[body] = prepared  # the same body again: one lookup
         return await self._run(key, prepared, arguments, context)
 
     async def _run(
@@ -173,7 +174,7 @@ class FastReads:
             principal.may_read(c) for c in prepared.companies
         ):
             return None  # the generic path says which legal entity is not allowed
-        self._remember(request, prepared)
+        self._prepared[request] = prepared
         store = context.source(prepared.source)
         answers = await store.fetch_json(prepared.statement, arguments) if prepared.reads else []
         if answers is None:
@@ -184,12 +185,6 @@ class FastReads:
         self.answered += 1
         body = b",".join(prepared.names[key] + parts[key] for key in prepared.keys)
         return b'{"data":{' + body + b"}}"
-
-    def _remember(self, request: Hashable, prepared: _Prepared) -> None:
-        self._prepared.pop(request, None)
-        self._prepared[request] = prepared  # most recently used last
-        if len(self._prepared) > PREPARED_CACHE:
-            self._prepared.pop(next(iter(self._prepared)))
 
     def _bindable(self, query: str, operation_name: str | None) -> frozenset[str]:
         """The variables that can stay slots: scalars used only as the operand of a

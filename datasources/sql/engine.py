@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,18 @@ def create_engine(url: str, pool_size: int | None = None, **options: Any) -> Asy
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+async def dispose_when_idle(engine: AsyncEngine, wait: float = 5.0) -> None:
+    """Dispose of an engine once the connections in use are back (a round of a
+    background task, a request finishing): one still out when the pool is disposed is
+    left to the garbage collector, open."""
+    checked_out = getattr(engine.pool, "checkedout", lambda: 0)
+    for _ in range(int(wait / 0.05)):
+        if not checked_out():
+            break
+        await asyncio.sleep(0.05)
+    await engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

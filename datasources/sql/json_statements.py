@@ -1,9 +1,11 @@
 """One statement per root field that builds the GraphQL response JSON in the store.
 
-A plan says what to read, a shape how to lay the answer out. Each connection is a
-page subquery (filtered, past the cursors, ordered, one row beyond the page) that
-aggregates into `json_build_object`; relations are correlated subqueries of the same
-form, so the whole tree is one statement and no row reaches Python. Scalars are
+A plan says what to read, a shape how to lay the answer out. A forward page with no
+pageInfo (the common case) is one ordered, limited read whose rows become JSON as they
+are read; any other connection is a page subquery (filtered, past the cursors,
+ordered, one row beyond the page) that aggregates into `json_build_object`. Relations
+are correlated subqueries of the same forms, so the whole tree is one statement and
+no row reaches Python. Scalars are
 rendered as the GraphQL layer renders them (decimals and dates as text, enums by
 symbol), and cursors byte for byte as `gateway.kernel.cursor` makes them.
 
@@ -253,7 +255,7 @@ class JsonStatements:
         return statement.order_by(*order)
 
     def _row(
-        self, plan: QueryPlan, shape: RowShape, page: FromClause, col: ColumnFor
+        self, plan: QueryPlan, shape: RowShape, rows: FromClause, col: ColumnFor
     ) -> ColumnElement[Any]:
         entity = plan.entity
         children = {child.key: child for child in plan.children}
@@ -266,7 +268,7 @@ class JsonStatements:
                 pieces.append(render(field, col(entry.field)))
             elif isinstance(entry, Nested):
                 child = children[entry.child]
-                correlation = _Correlation(child, page, col)
+                correlation = _Correlation(child, rows, col)
                 if child.relation.cardinality is Cardinality.MANY:
                     assert isinstance(entry.shape, ConnectionShape)
                     pieces.append(self._connection(child.plan, entry.shape, correlation))

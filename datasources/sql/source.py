@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from datasources.base import Busy
 from datasources.sql import notify, outbox, tracking
-from datasources.sql.engine import BUSY_MS, DriverStatement, driver_sql
+from datasources.sql.engine import BUSY_MS, DriverStatement, dispose_when_idle, driver_sql
 from datasources.sql.json_statements import JsonStatements, Unsupported
 from datasources.sql.metadata import dataarea, read_entities
 from datasources.sql.statements import RANK, TOTAL, Statements
@@ -71,18 +71,11 @@ class SqlDataSource:
             return list(result.scalars())
 
     async def close(self) -> None:
-        """Dispose of the engine once the connections in use are back (a round of a
-        background task may hold one): one returned to a disposed pool stays open."""
         for listener in self._listeners:
             await listener.stop()
         if self._pool is not None:
             await (await self._pool).close()
-        checked_out = getattr(self.engine.pool, "checkedout", lambda: 0)
-        for _ in range(100):
-            if not checked_out():
-                break
-            await asyncio.sleep(0.05)
-        await self.engine.dispose()
+        await dispose_when_idle(self.engine)
 
     async def write(
         self,
@@ -177,6 +170,12 @@ class SqlDataSource:
             await outbox.add(conn, events)
 
     async def fetch(self, plan: QueryPlan) -> Connection:
+        # A read is not given up halfway: when graphql-core drops a field whose sibling
+        # failed, the read still ends and gives its connection back to the pool (given
+        # up while being checked out, the connection was left to the collector).
+        return await asyncio.shield(self._fetch(plan))
+
+    async def _fetch(self, plan: QueryPlan) -> Connection:
         try:
             async with self.reader.connect() as conn:
                 page = await self._root(conn, plan)
