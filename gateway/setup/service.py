@@ -225,10 +225,7 @@ class IntegrationService:
         if await _exists(env.fno_url):
             async with connect(env.fno_url, write=True) as conn:
                 await remove_dataverse_link(conn)
-        if dv is not None and remove_dataverse:
-            await self._location.drop(dv.url)
-            await self._tenant.forget_dataverse_environment(dv.name)
-        elif dv is not None and await _exists(dv.url):
+        if dv is not None and not remove_dataverse and await _exists(dv.url):
             async with connect(dv.url, write=True) as conn:
                 await dataverse.remove_link(conn)
         async with self._control.begin() as conn:
@@ -238,7 +235,12 @@ class IntegrationService:
             await conn.execute(delete(integration).where(integration.c.environment == environment))
             await status.record(conn, environment)
         self._changed()
+        # the gateway lets go of the Dataverse store (schema, sync, tracking) before it
+        # goes: a round still reading it would otherwise open the removed store anew
         await self._link_changed()
+        if dv is not None and remove_dataverse:
+            await self._location.drop(dv.url)
+            await self._tenant.forget_dataverse_environment(dv.name)
         return await self.status(environment)
 
     # the job
