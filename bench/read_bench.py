@@ -112,7 +112,7 @@ async def gateway_sql(url: str) -> dict[str, tuple[str, list[Any]]]:
     context = RequestContext(ANONYMOUS_READER, source, None, ReadLimits())  # type: ignore[arg-type]
     statements = {}
     for i, query in enumerate(SCENARIOS.values()):
-        prepared = schema.fast._prepare(query, None, None, context)
+        prepared = schema.fast._prepare(query, {}, None, context, frozenset())
         assert prepared is not None, query
         statement: Any = prepared.statement.statement
         statements[f"/{i}"] = (statement.sql, list(statement.params))
