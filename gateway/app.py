@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -21,6 +22,8 @@ from gateway.runtime import Runtime
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway")
+
+LOOPBACK_ORIGIN = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?"
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -59,11 +62,28 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 StaticFiles(packages=[("gateway", "http/static/graphiql")]),
             ),
         ],
-        # outermost after the error handler: fast reads skip routing and the rest
-        middleware=[Middleware(FastLane, runtime_of=lambda: app.state.runtime, path="/graphql")],
+        middleware=[
+            cors(settings),
+            # fast reads skip routing and the rest
+            Middleware(FastLane, runtime_of=lambda: app.state.runtime, path="/graphql"),
+        ],
         lifespan=lifespan,
     )
     return app
+
+
+def cors(settings: Settings) -> Middleware:
+    """Browser apps may call from the configured origins and from loopback pages (a
+    local frontend in development), with their credentials; no other origin is let in."""
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_origin_regex=LOOPBACK_ORIGIN,
+        allow_credentials=True,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Accept"],
+        max_age=600,
+    )
 
 
 async def healthz(_request: Request) -> Response:

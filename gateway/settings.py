@@ -106,6 +106,11 @@ class Settings(BaseSettings):
         "keeps a core of the database busy while it runs: beyond its cores, more only queue "
         "inside PostgreSQL.",
     )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the gateway (CORS), e.g. "
+        '\'["https://app.contoso.com"]\'; pages served from loopback are always allowed.',
+    )
     workers: int = Field(1, ge=1, description="uvicorn worker processes.")
     log_level: str = Field("info", description="Log level.")
 

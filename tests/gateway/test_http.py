@@ -146,3 +146,41 @@ def test_graphiql_renders_in_a_browser_with_no_network(
     ).stdout
     assert 'class="graphiql-container"' in dom
     assert "customersV3" in dom  # the example query, typed into the editor by start.js
+
+
+def test_cors_lets_in_loopback_pages_and_configured_origins_only(
+    sqlite_gateway: Gateway, databases: Databases, tmp_path: Path
+) -> None:
+    client = sqlite_gateway.client
+    preflight = {"Access-Control-Request-Method": "POST"}
+    local = "http://localhost:5173"
+    allowed = client.options(
+        "/graphql",
+        headers={**preflight, "Origin": local, "Access-Control-Request-Headers": "authorization"},
+    )
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == local
+    assert allowed.headers["access-control-allow-credentials"] == "true"
+    assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+    # answered by the fast lane and by the generic path alike
+    read = '{ customersV3(company: "DEMF", first: 1) { nodes { customerAccount } } }'
+    for query in (read, QUERY):
+        response = client.post("/graphql", json={"query": query}, headers={"Origin": local})
+        assert response.headers["access-control-allow-origin"] == local, query
+
+    foreign = "https://evil.example"
+    refused = client.options("/graphql", headers={**preflight, "Origin": foreign})
+    assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
+    response = client.post("/graphql", json={"query": read}, headers={"Origin": foreign})
+    assert "access-control-allow-origin" not in response.headers
+
+    app = "https://app.contoso.com"
+    gw, running = start_gateway(
+        tmp_path, "sqlite", sqlite_gateway.fno_url, anonymous_reads=True, cors_origins=[app]
+    )
+    try:
+        opened = gw.client.options("/graphql", headers={**preflight, "Origin": app})
+        assert opened.headers["access-control-allow-origin"] == app
+    finally:
+        gw.client.close()
+        running.stop()
