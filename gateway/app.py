@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -22,6 +24,8 @@ from gateway.runtime import Runtime
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway")
+
+READY_TIMEOUT = 2.0  # seconds a store has to answer a readiness probe
 
 LOOPBACK_ORIGIN = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?"
 
@@ -57,6 +61,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", GraphQLWebSocket(lambda: app.state.runtime)),
             Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
             Mount(
                 "/static/graphiql",
                 StaticFiles(packages=[("gateway", "http/static/graphiql")]),
@@ -87,7 +93,35 @@ def cors(settings: Settings) -> Middleware:
 
 
 async def healthz(_request: Request) -> Response:
+    """Alive: the process answers (a load balancer's liveness probe)."""
     return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Ready for traffic: the schema is built and every store answers; 503 with what
+    is not, otherwise."""
+    runtime: Runtime = request.app.state.runtime
+    checks = {"schema": "ok" if runtime.schemas.current is not None else "not built yet"}
+    engines = {"control store": runtime.control_engine, "F&O store": runtime.fno.engine}
+    if runtime.linked.source is not None:
+        engines["Dataverse store"] = runtime.linked.source.engine
+    for name, engine in engines.items():
+        try:
+            async with asyncio.timeout(READY_TIMEOUT), engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+            checks[name] = "ok"
+        except Exception as exc:  # any failure to answer is "not ready", said as it is
+            checks[name] = f"unreachable: {type(exc).__name__}: {exc}"[:300]
+    ready = all(state == "ok" for state in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
+    )
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text exposition (see `gateway.metrics`)."""
+    runtime: Runtime = request.app.state.runtime
+    return Response(await runtime.render_metrics(), media_type=CONTENT_TYPE_LATEST)
 
 
 def app_from_environment() -> Starlette:

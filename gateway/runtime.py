@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio.to_thread
 from sqlalchemy import inspect as sa_inspect
@@ -35,6 +35,7 @@ from gateway.events.stream import EventStream
 from gateway.feed import Notifier
 from gateway.jobs import JobRunner
 from gateway.kernel.catalog import ResolvedCatalog
+from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.setup import addins, service
 from gateway.setup.addins import AddInService
@@ -96,10 +97,19 @@ class Runtime:
     linked: LinkedDataverse
     tracker: ChangeTracker
     relay: EventRelay
+    metrics: Metrics = field(default_factory=Metrics)
 
     @property
     def auth(self) -> Authenticator:
         return self.services.auth
+
+    async def render_metrics(self) -> bytes:
+        stores = {"fno": self.fno}
+        if self.linked.source is not None:
+            stores["dataverse"] = self.linked.source
+        return await self.metrics.render(
+            self.control_engine, stores, self.services.stream.listening
+        )
 
     def context(self, principal: Principal) -> RequestContext:
         """What a request's resolvers see: its caller and the runtime's stores and services."""

@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list,
         description="Browser origins allowed to call the gateway (CORS), e.g. "
-        '\'["https://app.contoso.com"]\'; pages served from loopback are always allowed.',
+        "'[\"https://app.contoso.com\"]'; pages served from loopback are always allowed.",
     )
     workers: int = Field(1, ge=1, description="uvicorn worker processes.")
     log_level: str = Field("info", description="Log level.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from cachetools import LRUCache
@@ -52,6 +52,11 @@ from schema.planner import FNO, EntityBinding, Planner
 PREPARED_CACHE = 512
 
 
+class Answer(NamedTuple):
+    body: bytes  # the whole response
+    operation: str | None  # the operation's name
+
+
 @dataclass
 class _Prepared:
     """A query made ready: the statement to run and where each answer goes."""
@@ -62,6 +67,7 @@ class _Prepared:
     statement: object
     companies: tuple[str | None, ...]  # legal entities read (None: every one)
     source: str  # the one store every root field reads
+    operation: str | None = None  # its name
     bound: frozenset[str] = frozenset()  # the variables the statement takes as parameters
     definitions: tuple[VariableDefinitionNode, ...] = ()
 
@@ -110,11 +116,11 @@ class FastReads:
         variables: dict[str, Any] | None,
         operation_name: str | None,
         context: RequestContext,
-    ) -> bytes | None:
-        """The response body, or None: the generic path answers."""
+    ) -> Answer | None:
+        """The response, or None: the generic path answers."""
         return await self._answer(query, variables or {}, operation_name, context, None)
 
-    async def execute_body(self, body: bytes, context: RequestContext) -> bytes | None:
+    async def execute_body(self, body: bytes, context: RequestContext) -> Answer | None:
         """`execute` for a POST body as sent: a body seen before costs one lookup."""
         prepared = self._prepared.get(body)
         if prepared is not None:
@@ -132,7 +138,7 @@ class FastReads:
         operation_name: str | None,
         context: RequestContext,
         body: bytes | None,
-    ) -> bytes | None:
+    ) -> Answer | None:
         slots = self._slots.get((query, operation_name))
         if slots is None:
             slots = self._slots[query, operation_name] = self._bindable(query, operation_name)
@@ -166,7 +172,7 @@ class FastReads:
         prepared: _Prepared,
         arguments: dict[str, Any],
         context: RequestContext,
-    ) -> bytes | None:
+    ) -> Answer | None:
         principal = context.principal
         if not principal.has(Role.READER):
             return None
@@ -184,7 +190,7 @@ class FastReads:
             parts[key] = answer.encode() if answer is not None else b"null"
         self.answered += 1
         body = b",".join(prepared.names[key] + parts[key] for key in prepared.keys)
-        return b'{"data":{' + body + b"}}"
+        return Answer(b'{"data":{' + body + b"}}", prepared.operation)
 
     def _bindable(self, query: str, operation_name: str | None) -> frozenset[str]:
         """The variables that can stay slots: scalars used only as the operand of a
@@ -243,7 +249,8 @@ class FastReads:
             return self._prepare(query, variables, operation_name, context, frozenset())
         if made is None:
             return None
-        return replace(made, bound=bound, definitions=definitions)
+        name = operation.name.value if operation.name else None
+        return replace(made, operation=name, bound=bound, definitions=definitions)
 
     def _statement(
         self, planner: Planner, operation: OperationDefinitionNode, context: RequestContext

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import Table, event, select
+from sqlalchemy import Table, event, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -131,6 +131,12 @@ class SqlDataSource:
         listener = notify.Listener(self.engine, outbox.outbox.name, wake)
         listener.start()
         self._listeners.append(listener)
+
+    async def outbox_depth(self) -> int:
+        """Events committed here and not yet taken into the event log."""
+        async with self.reader.connect() as conn:
+            depth = await conn.scalar(select(func.count()).select_from(outbox.outbox))
+        return int(depth or 0)
 
     async def take_events(self, limit: int) -> list[dict[str, Any]]:
         """The oldest events in the outbox."""

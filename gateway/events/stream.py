@@ -118,6 +118,11 @@ class EventStream(Rounds):
         self._tail: int | None = None  # the last ControlNumber handed to listeners
         self._logged = log.listener(self.wake)  # events other replicas log
 
+    @property
+    def listening(self) -> int:
+        """Subscriptions this process is serving now."""
+        return len(self._listeners)
+
     def start(self) -> None:
         super().start()
         self._logged.start()

@@ -5,12 +5,14 @@ codes, and errors that carry `extensions.code`."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, get_operation_ast, parse
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.types.execution import PreExecutionError
@@ -46,20 +48,20 @@ async def graphql_endpoint(request: Request) -> Response:
     runtime: Runtime = request.state.runtime
     if request.method == "GET" and _wants_html(request):
         return graphiql_page()
+    started = time.perf_counter()
     media_type = negotiate(request.headers.get("accept"))
     if media_type is None:
-        return _request_error(JSON, 406, f"send Accept: {GRAPHQL_RESPONSE} or {JSON}")
+        return _request_error(runtime, JSON, 406, f"send Accept: {GRAPHQL_RESPONSE} or {JSON}")
     try:
         params = await _read_params(request)
         if request.method == "GET":
             _refuse_mutation_over_get(params)
         principal = await runtime.auth.authenticate(request.headers.get("authorization"))
     except RequestError as exc:
-        return _request_error(media_type, exc.status, str(exc), exc.headers)
+        return _request_error(runtime, media_type, exc.status, str(exc), exc.headers)
     except Unauthenticated as exc:
-        return _request_error(
-            media_type, 401, exc.message, {"WWW-Authenticate": "Bearer"}, code=exc.code
-        )
+        headers = {"WWW-Authenticate": "Bearer"}
+        return _request_error(runtime, media_type, 401, exc.message, headers, code=exc.code)
 
     schema = runtime.schemas.current
     assert schema is not None
@@ -76,7 +78,8 @@ async def graphql_endpoint(request: Request) -> Response:
             log.exception("fast read path failed; answering on the generic path")
             answer = None
         if answer is not None:
-            return Response(answer, 200, media_type=media_type)
+            runtime.metrics.served(answer.operation, "fast", time.perf_counter() - started)
+            return Response(answer.body, 200, media_type=media_type)
     result = await schema.execute(
         params.query,
         variable_values=params.variables,
@@ -93,7 +96,11 @@ async def graphql_endpoint(request: Request) -> Response:
         body["data"] = result.data
     if errors:
         body["errors"] = errors
+        for error in errors:
+            runtime.metrics.failed(error["extensions"]["code"])
     status = 400 if request_failed and media_type == GRAPHQL_RESPONSE else 200
+    name = _operation_name(params)
+    runtime.metrics.served(name, "generic", time.perf_counter() - started)
     return Response(orjson.dumps(body), status, media_type=media_type)
 
 
@@ -183,11 +190,21 @@ async def _read_params(request: Request) -> GraphQLRequest:
     return GraphQLRequest(query, variables, operation_name, extensions)
 
 
-def _refuse_mutation_over_get(params: GraphQLRequest) -> None:
+@lru_cache(maxsize=256)
+def _operation(query: str, operation_name: str | None) -> OperationDefinitionNode | None:
     try:
-        operation = get_operation_ast(parse(params.query), params.operation_name)
+        return get_operation_ast(parse(query), operation_name)
     except GraphQLError:
-        return  # the parse error is reported by execution, with its location
+        return None  # the parse error is reported by execution, with its location
+
+
+def _operation_name(params: GraphQLRequest) -> str | None:
+    operation = _operation(params.query, params.operation_name)
+    return operation.name.value if operation is not None and operation.name else None
+
+
+def _refuse_mutation_over_get(params: GraphQLRequest) -> None:
+    operation = _operation(params.query, params.operation_name)
     if operation is not None and operation.operation is not OperationType.QUERY:
         raise RequestError(
             405, f"{operation.operation.value}s must be sent with POST", {"Allow": "POST"}
@@ -195,11 +212,13 @@ def _refuse_mutation_over_get(params: GraphQLRequest) -> None:
 
 
 def _request_error(
+    runtime: Runtime,
     media_type: str,
     status: int,
     message: str,
     headers: dict[str, str] | None = None,
     code: str = "BAD_REQUEST",
 ) -> Response:
+    runtime.metrics.failed(code)
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
     return Response(orjson.dumps(body), status, headers=headers, media_type=media_type)

@@ -33,6 +33,17 @@ class GraphQLWebSocket(GraphQL[RequestContext, None]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
         )
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            await super().__call__(scope, receive, send)
+            return
+        gauge = self._runtime().metrics.websockets
+        gauge.inc()
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            gauge.dec()
+
     @property
     def schema(self) -> GatewaySchema:
         schema = self._runtime().schemas.current
