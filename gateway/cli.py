@@ -16,11 +16,14 @@ from tqdm import tqdm
 
 from gateway.auth import Role
 from gateway.kernel.errors import GatewayError
-from gateway.settings import Settings
+from gateway.settings import CONFIG, Settings, describe_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fno-gateway", description=__doc__)
+    parser.add_argument(
+        "--config", help=f"a TOML file of settings, under the environment's ({CONFIG})"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the gateway (GraphiQL at /graphql)")
@@ -59,7 +62,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     schema = commands.add_parser("schema", help="print the GraphQL schema (SDL) as served now")
     _store_flags(schema)
 
+    check = commands.add_parser(
+        "check", help="check the configuration and that every store answers (exit 1 if not)"
+    )
+    _store_flags(check)
+    commands.add_parser("settings", help="list every setting, its default and what it does")
+
     args = parser.parse_args(argv)
+    if args.config:
+        os.environ[CONFIG] = args.config  # workers read it too
+    if args.command == "settings":
+        print(describe_settings())
+        return 0
+    if args.command == "check":
+        return asyncio.run(_check(args))
     settings = _settings(args)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
@@ -82,12 +98,27 @@ def _store_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    return Settings(**_overrides(args))
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     for name in ("host", "port", "workers", "data_dir", "fno_url", "control_url"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
-    return Settings(**overrides)
+    return overrides
+
+
+async def _check(args: argparse.Namespace) -> int:
+    from gateway import check
+
+    settings, findings = check.configuration(_overrides(args))
+    if settings is not None:
+        findings += await check.stores(settings)
+    for finding in findings:
+        print(finding)
+    return 0 if all(f.ok for f in findings) else 1
 
 
 def _serve(settings: Settings) -> int:

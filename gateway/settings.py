@@ -1,18 +1,45 @@
-"""Every setting in one frozen object, read from `GATEWAY_*` environment variables."""
+"""Every setting in one frozen object, read from `GATEWAY_*` environment variables and,
+below them, from the TOML file `GATEWAY_CONFIG` names (`fno-gateway --config FILE`).
+
+`fno-gateway settings` prints them all, with their defaults and what they do.
+"""
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG = "GATEWAY_CONFIG"  # the environment variable naming the TOML file
 
 
 class Settings(BaseSettings):
     """The gateway's configuration. Each field is also `GATEWAY_<NAME>` in the environment."""
 
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", frozen=True, extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags, then the environment, then the TOML file, then the defaults."""
+        config = os.environ.get(CONFIG)
+        if not config:
+            return init_settings, env_settings
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, Path(config))
 
     host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(8000, description="Port to listen on.")
@@ -142,3 +169,18 @@ class Settings(BaseSettings):
             path.touch(mode=0o600)
             path.write_text(secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+
+def describe_settings() -> str:
+    """Every setting as `GATEWAY_<NAME>` (TOML key `<name>`), its default and its meaning."""
+    lines = []
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = (
+            "(none)"
+            if default is None
+            else repr(str(default) if isinstance(default, Path) else default)
+        )
+        lines.append(f"GATEWAY_{name.upper()}  (TOML: {name}, default {shown})")
+        lines.append(f"    {field.description}")
+    return "\n".join(lines)

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import httpx
 import jwt
+import pytest
 
 from gateway.cli import main
+from gateway.settings import Settings
 from tests.conftest import run_sql
 
 BIN = Path(sys.executable).parent
@@ -109,3 +111,50 @@ def test_serve_creates_the_data_folder_and_keeps_it(tmp_path: Path) -> None:
             " creditlimitismandatory, salescurrencycode, onholdstatus)"
             " VALUES ('usmf', 'KEPT-1', 2, '10', 0, 'USD', 0)",
         )
+
+
+def test_check_says_what_is_wrong_and_fails(
+    tmp_path: Path,
+    capsys,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    monkeypatch.delenv("GATEWAY_CONFIG", raising=False)
+    data = ["--data-dir", str(tmp_path)]
+    assert main(["demo", "--scale", "0.02", *data]) == 0
+    capsys.readouterr()
+    assert main(["check", *data]) == 0
+    out = capsys.readouterr().out
+    assert "ok  F&O store" in out and "answers" in out and "BAD" not in out
+
+    unreachable = "postgresql://nobody@127.0.0.1:1/x"
+    assert main(["check", *data, "--fno-url", unreachable]) == 1
+    out = capsys.readouterr().out
+    assert "BAD F&O store: postgresql://nobody@127.0.0.1:1/x does not answer" in out
+    assert "ok  control store" in out
+
+    config = tmp_path / "gateway.toml"
+    config.write_text('port = "eighty"\nanonymus_reads = true\n')
+    assert main(["--config", str(config), "check", *data]) == 1
+    out = capsys.readouterr().out
+    assert "unknown settings anonymus_reads" in out
+    assert "BAD GATEWAY_PORT / port: Input should be a valid integer" in out
+
+
+def test_a_toml_file_sits_under_the_environment(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,  # type: ignore[no-untyped-def]
+) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        'port = 9100\nmax_page_size = 500\ncors_origins = ["https://app.contoso.com"]\n'
+    )
+    monkeypatch.setenv("GATEWAY_CONFIG", str(config))
+    monkeypatch.setenv("GATEWAY_PORT", "9200")
+    settings = Settings()
+    assert settings.port == 9200  # the environment wins
+    assert settings.max_page_size == 500 and settings.cors_origins == ["https://app.contoso.com"]
+    assert main(["settings"]) == 0
+    listing = capsys.readouterr().out
+    for name in Settings.model_fields:
+        assert f"GATEWAY_{name.upper()}  (TOML: {name}," in listing
