@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import anyio.to_thread
 from sqlalchemy import inspect as sa_inspect
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from datasources.dataverse.provisioner import Location
 from datasources.fno_demo.generate import build_demo_store
+from datasources.sql import notify
 from datasources.sql.engine import create_engine, dispose_when_idle
 from datasources.sql.source import SqlDataSource
 from gateway import demo_tenant
@@ -67,6 +69,18 @@ class SchemaHolder:
         self._dataverse = dataverse
         self._lock = asyncio.Lock()
         self.current: GatewaySchema | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def rebuild_soon(self) -> None:
+        """`rebuild`, in the background (another replica changed the catalog or link)."""
+        task = asyncio.create_task(self.rebuild(), name="schema rebuild")
+        self._pending.add(task)
+        task.add_done_callback(self._rebuilt)
+
+    def _rebuilt(self, task: asyncio.Task[None]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("the schema could not be rebuilt", exc_info=task.exception())
 
     async def rebuild(self) -> None:
         async with self._lock:
@@ -80,6 +94,9 @@ class SchemaHolder:
             )
             self.current = schema
             log.info("schema %s in service: %d entities", resolved.version, len(resolved.entities))
+
+
+SCHEMA_CHANNEL = "fno_schema_changed"  # the catalog or the Dataverse link changed
 
 
 @dataclass
@@ -97,6 +114,7 @@ class Runtime:
     linked: LinkedDataverse
     tracker: ChangeTracker
     relay: EventRelay
+    schema_changes: notify.Listener
     metrics: Metrics = field(default_factory=Metrics)
 
     @property
@@ -154,6 +172,12 @@ class Runtime:
         catalog.on_change(schemas.rebuild)
         services.integrations.on_link_change(schemas.rebuild)
         services.integrations.on_link_change(services.dualwrite.refresh)
+        # every other replica rebuilds its schema at once too (PostgreSQL control store)
+        told = partial(notify.send, control_engine, SCHEMA_CHANNEL)
+        catalog.on_change(told)
+        services.integrations.on_link_change(told)
+        schema_changes = notify.Listener(control_engine, SCHEMA_CHANNEL, schemas.rebuild_soon)
+        schema_changes.start()
         if settings.run_jobs:
             runner.start()
             tracker.start()
@@ -174,9 +198,11 @@ class Runtime:
             linked=linked,
             tracker=tracker,
             relay=relay,
+            schema_changes=schema_changes,
         )
 
     async def close(self) -> None:
+        await self.schema_changes.stop()
         await self.tracker.stop()
         await self.relay.stop()
         await self.services.stream.stop()

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -38,6 +39,15 @@ async def install(conn: AsyncConnection, table: str) -> None:
         f"CREATE OR REPLACE TRIGGER {table}_notify AFTER INSERT ON {table} "
         f"FOR EACH STATEMENT EXECUTE FUNCTION {table}_notify()"
     )
+
+
+async def send(engine: AsyncEngine, channel: str) -> None:
+    """Wake `channel`'s listeners in every replica (PostgreSQL; nothing to do on SQLite)."""
+    if engine.dialect.name != "postgresql":
+        return
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+        await conn.commit()
 
 
 class Listener:
