@@ -136,6 +136,7 @@ def _serve(settings: Settings) -> int:
             workers=settings.workers,
             log_level=settings.log_level,
             ws_per_message_deflate=settings.ws_compression,
+            timeout_graceful_shutdown=settings.shutdown_seconds,
         )
         return 0
     from gateway.app import create_app
@@ -146,6 +147,7 @@ def _serve(settings: Settings) -> int:
         port=settings.port,
         log_level=settings.log_level,
         ws_per_message_deflate=settings.ws_compression,
+        timeout_graceful_shutdown=settings.shutdown_seconds,
     )
     return 0
 

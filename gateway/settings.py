@@ -139,6 +139,13 @@ class Settings(BaseSettings):
         "'[\"https://app.contoso.com\"]'; pages served from loopback are always allowed.",
     )
     workers: int = Field(1, ge=1, description="uvicorn worker processes.")
+    shutdown_seconds: int = Field(
+        30,
+        gt=0,
+        description="On SIGTERM, how long requests in flight have to finish (new ones are "
+        "refused; WebSocket clients are closed with 1012, service restart, to reconnect "
+        "with their last cursor; jobs finish their step and give their lease back).",
+    )
     log_level: str = Field("info", description="Log level.")
 
     def store_url(self, which: str) -> str:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import threading
 import time
 from pathlib import Path
 
+import httpx
+import jwt
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from tests.conftest import JWT_SECRET, Databases, build_store
-from tests.gateway.test_setup_kill import Server
+from tests.gateway.test_setup_kill import Server, TableLock
 
 FIELDS = "{ __schema { queryType { fields { name } } } }"
 VISIBLE = 'mutation { setEntityVisible(name: "VendorGroup", visible: %s) { visible } }'
@@ -46,3 +54,67 @@ def test_a_catalog_change_reaches_every_replica_within_a_second(
         for server in (a, b):
             server.process.terminate()
             server.process.wait(timeout=30)
+
+
+def test_sigterm_lets_requests_finish_and_tells_subscribers_to_reconnect(
+    databases: Databases, tmp_path: Path
+) -> None:
+    fno = databases.new("postgresql")
+    build_store(fno, 0.02)
+    control = databases.new("postgresql")
+    server = Server(
+        {
+            "GATEWAY_FNO_URL": fno,
+            "GATEWAY_CONTROL_URL": control,
+            "GATEWAY_DATA_DIR": str(tmp_path),
+            "GATEWAY_DEMO": "false",
+            "GATEWAY_JWT_SECRET": JWT_SECRET,
+            "GATEWAY_LOG_LEVEL": "warning",
+        }
+    )
+    token = jwt.encode(
+        {"sub": "reader", "roles": ["reader"], "iss": "fno-gateway", "exp": time.time() + 600},
+        JWT_SECRET,
+        algorithm="HS256",
+    )
+    url = server.url.replace("http://", "ws://")
+    with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as subscriber:
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+        subscriber.send(json.dumps(init))
+        assert json.loads(subscriber.recv(timeout=10))["type"] == "connection_ack"
+        subscription = {"query": "subscription { businessEvents { cursor } }"}
+        subscriber.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscription}))
+        lock = TableLock(fno)
+        lock.take("custcustomerv3entity")
+        answers: list[httpx.Response] = []
+        read = '{ customersV3(company: "USMF", first: 1) { nodes { customerAccount } } }'
+        headers = {"Authorization": f"Bearer {token}"}
+        reader = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(server.url, json={"query": read}, headers=headers, timeout=60)
+            )
+        )
+        try:
+            reader.start()
+            while lock.waiters() == 0:  # the read is in flight, waiting for the table
+                time.sleep(0.02)
+            server.process.send_signal(signal.SIGTERM)
+            assert close_code(subscriber) == 1012  # service restart: reconnect elsewhere
+            time.sleep(0.3)
+            assert server.process.poll() is None  # still finishing the read
+        finally:
+            lock.release()
+    reader.join(timeout=30)
+    assert answers and answers[0].status_code == 200
+    assert answers[0].json()["data"]["customersV3"]["nodes"]
+    # uvicorn finishes its shutdown, then ends by the signal it was sent, as is proper
+    assert server.process.wait(timeout=30) == -signal.SIGTERM
+
+
+def close_code(ws: ClientConnection) -> int | None:
+    """Read until the server closes the connection; the code it closed with."""
+    try:
+        while True:
+            ws.recv(timeout=10)
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd is not None else None

@@ -104,7 +104,7 @@ class TableLock:
     def _run(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
 
-    def take(self) -> None:
+    def take(self, table: str = "solution") -> None:
         parsed = make_url(self.url)
         if parsed.get_backend_name() == "sqlite":
             self.held = sqlite3.connect(str(parsed.database), isolation_level=None)
@@ -118,7 +118,7 @@ class TableLock:
                 parsed.set(drivername="postgresql").render_as_string(False)
             )
             await conn.execute("BEGIN")
-            await conn.execute("LOCK TABLE solution IN ACCESS EXCLUSIVE MODE")
+            await conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
             return conn
 
         self.held = self._run(lock())
