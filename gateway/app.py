@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from gateway.http.fast_lane import FastLane
 from gateway.http.graphql import graphql_endpoint
+from gateway.http.request_ids import RequestIds
 from gateway.http.websocket import GraphQLWebSocket
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ),
         ],
         middleware=[
+            Middleware(RequestIds),
             cors(settings),
             # fast reads skip routing and the rest
             Middleware(FastLane, runtime_of=lambda: app.state.runtime, path="/graphql"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from typing import Any
 import uvicorn
 from tqdm import tqdm
 
+from gateway import logs
 from gateway.auth import Role
 from gateway.kernel.errors import GatewayError
 from gateway.settings import CONFIG, Settings, describe_settings
@@ -77,9 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         return asyncio.run(_check(args))
     settings = _settings(args)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     if args.command == "serve":
         return _serve(settings)
     if args.command == "demo":
@@ -137,6 +135,7 @@ def _serve(settings: Settings) -> int:
             log_level=settings.log_level,
             ws_per_message_deflate=settings.ws_compression,
             timeout_graceful_shutdown=settings.shutdown_seconds,
+            log_config=None,  # see gateway.logs
         )
         return 0
     from gateway.app import create_app
@@ -148,6 +147,7 @@ def _serve(settings: Settings) -> int:
         log_level=settings.log_level,
         ws_per_message_deflate=settings.ws_compression,
         timeout_graceful_shutdown=settings.shutdown_seconds,
+        log_config=None,  # see gateway.logs
     )
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -147,6 +148,11 @@ class Settings(BaseSettings):
         "with their last cursor; jobs finish their step and give their lease back).",
     )
     log_level: str = Field("info", description="Log level.")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text, or as one JSON object each (time, level, logger, "
+        "message, request_id, correlation_id) for a log pipeline.",
+    )
 
     def store_url(self, which: str) -> str:
         configured = self.fno_url if which == "fno" else self.control_url

@@ -118,7 +118,7 @@ def test_check_says_what_is_wrong_and_fails(
     capsys,
     monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
-    monkeypatch.delenv("GATEWAY_CONFIG", raising=False)
+    monkeypatch.setenv("GATEWAY_CONFIG", "")  # put back as it was: --config sets it
     data = ["--data-dir", str(tmp_path)]
     assert main(["demo", "--scale", "0.02", *data]) == 0
     capsys.readouterr()

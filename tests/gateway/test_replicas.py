@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -16,7 +17,10 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from tests.conftest import JWT_SECRET, Databases, build_store
+from tests.gateway.test_dualwrite import customer
+from tests.gateway.test_event_stream import SUBSCRIBE
 from tests.gateway.test_setup_kill import Server, TableLock
+from tests.test_writes import CREATE
 
 FIELDS = "{ __schema { queryType { fields { name } } } }"
 VISIBLE = 'mutation { setEntityVisible(name: "VendorGroup", visible: %s) { visible } }'
@@ -118,3 +122,62 @@ def close_code(ws: ClientConnection) -> int | None:
             ws.recv(timeout=10)
     except ConnectionClosed as closed:
         return closed.rcvd.code if closed.rcvd is not None else None
+
+
+def test_events_raised_on_one_replica_reach_subscribers_on_another(
+    databases: Databases, tmp_path: Path
+) -> None:
+    fno = databases.new("postgresql")
+    build_store(fno, 0.02)
+    env = {
+        "GATEWAY_FNO_URL": fno,
+        "GATEWAY_CONTROL_URL": databases.new("postgresql"),
+        "GATEWAY_DEMO": "false",
+        "GATEWAY_JWT_SECRET": JWT_SECRET,
+        "GATEWAY_POLL_SECONDS": "30",  # only the notifications can make it prompt
+        "GATEWAY_LOG_LEVEL": "warning",
+    }
+    a = Server({**env, "GATEWAY_DATA_DIR": str(tmp_path / "a")})
+    b = Server({**env, "GATEWAY_DATA_DIR": str(tmp_path / "b")})
+    token = jwt.encode(
+        {"sub": "rep", "roles": ["writer"], "iss": "fno-gateway", "exp": time.time() + 600},
+        JWT_SECRET,
+        algorithm="HS256",
+    )
+    try:
+        with connect(
+            b.url.replace("http://", "ws://"), subprotocols=[Subprotocol("graphql-transport-ws")]
+        ) as subscriber:
+            init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+            subscriber.send(json.dumps(init))
+            assert json.loads(subscriber.recv(timeout=10))["type"] == "connection_ack"
+            subscription = {
+                "query": SUBSCRIBE,
+                "variables": {"filter": {"events": ["CustomerCreatedBusinessEvent"]}},
+            }
+            subscriber.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscription}))
+            time.sleep(0.5)  # subscribed, past the (empty) replay
+            headers = {"Authorization": f"Bearer {token}"}
+            accounts = [f"RP-{n}" for n in range(5)]
+            for account in accounts:
+                created = httpx.post(
+                    a.url,
+                    json={"query": CREATE, "variables": {"input": customer(account)}},
+                    headers=headers,
+                    timeout=30,
+                ).json()
+                assert "errors" not in created, created
+            written = time.monotonic()
+            received: list[dict[str, Any]] = []
+            while len(received) < len(accounts):
+                message = json.loads(subscriber.recv(timeout=5))
+                assert message["type"] == "next", message
+                received += message["payload"]["data"]["businessEvents"]["events"]
+            assert time.monotonic() - written < 2.0
+        assert [e["CustomerAccount"] for e in received] == accounts  # in order, once each
+        numbers = [e["ControlNumber"] for e in received]
+        assert numbers == sorted(numbers)
+    finally:
+        for server in (a, b):
+            server.process.terminate()
+            server.process.wait(timeout=30)
