@@ -60,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _store_flags(sub)
 
     schema = commands.add_parser("schema", help="print the GraphQL schema (SDL) as served now")
+    schema.add_argument(
+        "--json", action="store_true", help="the introspection result instead (for codegen)"
+    )
     _store_flags(schema)
 
     check = commands.add_parser(
@@ -84,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_demo(settings, args.scale))
     if args.command == "token":
         return asyncio.run(_token(settings, args))
-    return asyncio.run(_schema(settings))
+    return asyncio.run(_schema(settings, args.json))
 
 
 def _store_flags(parser: argparse.ArgumentParser) -> None:
@@ -229,13 +232,21 @@ async def _token(settings: Settings, args: argparse.Namespace) -> int:
         await engine.dispose()
 
 
-async def _schema(settings: Settings) -> int:
+async def _schema(settings: Settings, introspection: bool) -> int:
+    import orjson
+    from graphql import introspection_from_schema
+
     from gateway.runtime import Runtime
 
     runtime = await Runtime.open(settings)
     try:
-        assert runtime.schemas.current is not None
-        print(runtime.schemas.current.as_str())
+        schema = runtime.schemas.current
+        assert schema is not None
+        if introspection:
+            result = {"data": introspection_from_schema(schema._schema)}
+            print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+        else:
+            print(schema.as_str())
         return 0
     finally:
         await runtime.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,12 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+from graphql import (
+    build_client_schema,
+    build_schema,
+    lexicographic_sort_schema,
+    print_schema,
+)
 
 from gateway.cli import main
 from gateway.settings import Settings
@@ -158,3 +165,22 @@ def test_a_toml_file_sits_under_the_environment(
     listing = capsys.readouterr().out
     for name in Settings.model_fields:
         assert f"GATEWAY_{name.upper()}  (TOML: {name}," in listing
+
+
+def test_schema_prints_the_sdl_and_the_introspection_for_codegen(
+    tmp_path: Path,
+    capsys,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    monkeypatch.setenv("GATEWAY_DEMO_SCALE", "0.02")
+    data = ["--data-dir", str(tmp_path)]
+    assert main(["schema", *data]) == 0
+    sdl = capsys.readouterr().out
+    assert "type Query {" in sdl and "customersV3(" in sdl
+    assert main(["schema", "--json", *data]) == 0
+    introspection = json.loads(capsys.readouterr().out)
+    client_schema = build_client_schema(introspection["data"])
+    assert client_schema.query_type is not None
+    assert "customersV3" in client_schema.query_type.fields
+    same = [print_schema(lexicographic_sort_schema(s)) for s in (client_schema, build_schema(sdl))]
+    assert same[0] == same[1]

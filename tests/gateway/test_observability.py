@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -15,8 +12,7 @@ import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Databases, Gateway, _pg_execute, build_store, start_gateway
-from tests.gateway.test_cli import BIN
-from tests.gateway.test_setup_kill import free_port
+from tests.gateway.test_setup_kill import Server
 
 
 def scrape(gw: Gateway) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -108,44 +104,27 @@ def test_readyz_says_which_store_does_not_answer(databases: Databases, tmp_path:
 
 
 def test_json_logs_carry_the_request_and_correlation_ids(tmp_path: Path) -> None:
-    port = free_port()
     log_file = tmp_path / "gateway.log"
     env = {
-        **os.environ,
         "GATEWAY_DATA_DIR": str(tmp_path / "data"),
         "GATEWAY_DEMO_SCALE": "0.02",
         "GATEWAY_LOG_FORMAT": "json",
         "GATEWAY_LOG_LEVEL": "info",
         "GATEWAY_ANONYMOUS_READS": "true",
     }
-    with log_file.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(BIN / "fno-gateway"), "serve", "--port", str(port)],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+    server = Server(env, output=log_file)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{url}/healthz")
-                break
-            except httpx.ConnectError:
-                assert process.poll() is None and time.monotonic() < deadline
-                time.sleep(0.1)
         query = {
             "query": '{ customersV3(company: "USMF", first: 1) { nodes { customerAccount } } }'
         }
         ids = {"X-Request-Id": "req-42", "X-Correlation-Id": "order-7"}
-        given = httpx.post(f"{url}/graphql", json=query, headers=ids)
+        given = httpx.post(server.url, json=query, headers=ids)
         assert given.headers["x-request-id"] == "req-42"
-        made = httpx.post(f"{url}/graphql", json=query, headers={"X-Request-Id": "not sane!"})
+        made = httpx.post(server.url, json=query, headers={"X-Request-Id": "not sane!"})
         assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.process.terminate()
+        server.process.wait(timeout=30)
     lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.startswith("{")]
     assert lines and all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
     access = [line for line in lines if line.get("request_id") == "req-42"]

@@ -42,15 +42,17 @@ def free_port() -> int:
 class Server:
     """`fno-gateway serve` in its own process, as an operator runs it."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], output: Path | None = None) -> None:
+        """`output`: a file for what it prints (else it is dropped)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/graphql"
-        self.process = subprocess.Popen(
-            [str(BIN / "fno-gateway"), "serve", "--port", str(self.port)],
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        with output.open("wb") if output else open(os.devnull, "wb") as sink:
+            self.process = subprocess.Popen(
+                [str(BIN / "fno-gateway"), "serve", "--port", str(self.port)],
+                env={**os.environ, **env},
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 60
         while True:
             try:
