@@ -7,6 +7,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
@@ -80,11 +81,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return app
 
 
+class BrowserOnly(CORSMiddleware):
+    """CORS for requests that carry an Origin (browsers'); the others, most of the
+    traffic, pass straight through."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and any(name == b"origin" for name, _ in scope["headers"]):
+            await super().__call__(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 def cors(settings: Settings) -> Middleware:
     """Browser apps may call from the configured origins and from loopback pages (a
     local frontend in development), with their credentials; no other origin is let in."""
     return Middleware(
-        CORSMiddleware,
+        BrowserOnly,
         allow_origins=settings.cors_origins,
         allow_origin_regex=LOOPBACK_ORIGIN,
         allow_credentials=True,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import and_, func, select
@@ -76,6 +77,7 @@ class Metrics:
             registry=self.registry,
         )
         self._names: set[str] = set()
+        self._series: dict[tuple[str | None, str], Any] = {}  # (name, path) as given
 
     def operation(self, name: str | None) -> str:
         """A bounded label for an operation name: clients choose names, and every
@@ -90,7 +92,12 @@ class Metrics:
         return name
 
     def served(self, name: str | None, path: str, seconds: float) -> None:
-        self.operations.labels(self.operation(name), path).observe(seconds)
+        series = self._series.get((name, path))
+        if series is None:
+            series = self.operations.labels(self.operation(name), path)
+            if len(self._series) < 4 * OPERATION_NAMES:
+                self._series[name, path] = series
+        series.observe(seconds)
 
     def failed(self, code: str) -> None:
         self.errors.labels(code).inc()

@@ -124,7 +124,7 @@ class FastReads:
         """`execute` for a POST body as sent: a body seen before costs one lookup."""
         prepared = self._prepared.get(body)
         if prepared is not None:
-            return await self._run(body, prepared, {}, context)
+            return await self._run(prepared, {}, context)
         params = _params(body)
         if params is None:
             return None
@@ -152,6 +152,7 @@ class FastReads:
             if prepared.bound != bound:  # a slot was looked at while planning: no slots
                 self._slots[query, operation_name] = frozenset()
                 key = _key(query, operation_name, variables, frozenset())
+            self._prepared[key] = prepared
         arguments: dict[str, Any] = {}
         if prepared.bound:
             coerced = get_variable_values(
@@ -164,11 +165,10 @@ class FastReads:
             arguments = coerced.coerced
         elif body is not None:
             self._prepared[body] = prepared  # the same body again: one lookup
-        return await self._run(key, prepared, arguments, context)
+        return await self._run(prepared, arguments, context)
 
     async def _run(
         self,
-        request: Hashable,
         prepared: _Prepared,
         arguments: dict[str, Any],
         context: RequestContext,
@@ -180,7 +180,6 @@ class FastReads:
             principal.may_read(c) for c in prepared.companies
         ):
             return None  # the generic path says which legal entity is not allowed
-        self._prepared[request] = prepared
         store = context.source(prepared.source)
         answers = await store.fetch_json(prepared.statement, arguments) if prepared.reads else []
         if answers is None:
