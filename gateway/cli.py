@@ -70,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _store_flags(check)
     commands.add_parser("settings", help="list every setting, its default and what it does")
+    migrate = commands.add_parser(
+        "migrate", help="bring the control store's schema to this release's revision"
+    )
+    _store_flags(migrate)
 
     args = parser.parse_args(argv)
     if args.config:
@@ -87,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_demo(settings, args.scale))
     if args.command == "token":
         return asyncio.run(_token(settings, args))
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
     return asyncio.run(_schema(settings, args.json))
 
 
@@ -190,10 +196,29 @@ async def _demo(settings: Settings, scale: float) -> int:
         await engine.dispose()
 
 
+async def _migrate(settings: Settings) -> int:
+    from sqlalchemy.engine import make_url
+
+    from datasources.sql.engine import create_engine
+    from gateway import control
+
+    if settings.control_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.store_url("control"))
+    try:
+        before = await control.revision(engine)
+        await control.migrate(engine)
+        shown = make_url(settings.store_url("control")).render_as_string(hide_password=True)
+        print(f"{shown}: revision {before or '(none)'} -> {await control.revision(engine)}")
+        return 0
+    finally:
+        await engine.dispose()
+
+
 async def _token(settings: Settings, args: argparse.Namespace) -> int:
     from datasources.sql.engine import create_engine
     from gateway.auth import Authenticator
-    from gateway.control import create_control_schema
+    from gateway.control import migrate
 
     if settings.control_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -205,7 +230,7 @@ async def _token(settings: Settings, args: argparse.Namespace) -> int:
         if command == "jwt":
             print(auth.issue(args.sub, roles, dt.timedelta(hours=args.hours), args.company))
             return 0
-        await create_control_schema(engine)
+        await migrate(engine)
         if command == "create":
             key, secret = await auth.create_key(args.sub, roles, args.company, args.description)
             print(secret)

@@ -19,10 +19,9 @@ from datasources.fno_demo.generate import build_demo_store
 from datasources.sql import notify
 from datasources.sql.engine import create_engine, dispose_when_idle
 from datasources.sql.source import SqlDataSource
-from gateway import demo_tenant
+from gateway import control, demo_tenant
 from gateway.auth import Authenticator, Principal, Role
 from gateway.catalog.service import CatalogService
-from gateway.control import create_control_schema
 from gateway.dualwrite import initial_sync
 from gateway.dualwrite.catchup import CatchUp
 from gateway.dualwrite.initial_sync import InitialSync
@@ -149,7 +148,12 @@ class Runtime:
         if settings.demo and not await _has_metadata(fno_engine):
             log.info("creating the demo F&O store (scale %s)", settings.demo_scale)
             await build_demo_store(fno_engine, settings.demo_scale)
-        await create_control_schema(control_engine)
+        try:
+            await _migrated(settings, control_engine)
+        except BaseException:
+            await fno_engine.dispose()
+            await control_engine.dispose()
+            raise
         fno = SqlDataSource(fno_engine, settings.read_pool_size)
         await fno.prepare_outbox()
         catalog = CatalogService(control_engine, fno)
@@ -212,6 +216,19 @@ class Runtime:
         await self.linked.close()
         await self.fno.close()
         await dispose_when_idle(self.control_engine)
+
+
+async def _migrated(settings: Settings, engine: AsyncEngine) -> None:
+    """The control store at this gateway's revision: migrated now, or already."""
+    if settings.migrate_on_start:
+        await control.migrate(engine)
+        return
+    found, needed = await control.revision(engine), control.head()
+    if found != needed:
+        raise SystemExit(
+            f"the control store is at revision {found or '(none)'}, this gateway needs "
+            f"{needed}: run `fno-gateway migrate` (or set GATEWAY_MIGRATE_ON_START=true)"
+        )
 
 
 async def _control_plane(

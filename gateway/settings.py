@@ -83,6 +83,11 @@ class Settings(BaseSettings):
         "live sync of changes made directly in a store) gives up and its map goes to Error.",
     )
     run_jobs: bool = Field(True, description="Run durable jobs (setup, add-ins) in this process.")
+    migrate_on_start: bool = Field(
+        True,
+        description="Bring the control store to this release's schema on start; if false, "
+        "a store at another revision stops the start (run `fno-gateway migrate`).",
+    )
     track_seconds: float = Field(
         0.2,
         gt=0,
