@@ -17,9 +17,7 @@ from pathlib import Path
 import anyio
 from pydantic import ValidationError
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from datasources.sql.engine import create_engine
 from gateway.settings import CONFIG, Settings
@@ -103,38 +101,36 @@ async def _store(name: str, url: str, may_be_empty: bool) -> Finding:
     shown = make_url(url).render_as_string(hide_password=True)
     if url.startswith("sqlite") and not await anyio.Path(make_url(url).database or "").exists():
         return Finding(name, f"{shown} does not exist yet; it is made on the first start", True)
-    engine = create_engine(url)
     try:
-        tables = await _tables(engine)
+        tables = await _tables(url)
     except Exception as exc:  # whatever the driver says is the message
-        return Finding(name, f"{shown} does not answer: {type(exc).__name__}: {exc}", False)
-    finally:
-        await engine.dispose()
-    if name.startswith("F&O") and "sysdataentity" not in tables and not may_be_empty:
-        return Finding(
-            name,
-            f"{shown} publishes no entities (no sysdataentity table; GATEWAY_DEMO=false)",
-            False,
-        )
+        return _unanswered(name, shown, exc)
+    if not may_be_empty and "sysdataentity" not in tables:
+        problem = "publishes no entities (no sysdataentity table, and GATEWAY_DEMO=false)"
+        return Finding(name, f"{shown} {problem}", False)
     return Finding(name, f"{shown} answers ({len(tables)} tables)", True)
-
-
-async def _tables(engine: AsyncEngine) -> set[str]:
-    async with asyncio.timeout(TIMEOUT), engine.connect() as conn:
-        return set(await conn.run_sync(lambda sync: sa_inspect(sync).get_table_names()))
 
 
 async def _server(name: str, url: str) -> Finding:
     shown = make_url(url).render_as_string(hide_password=True)
+    try:
+        await _tables(url)
+    except Exception as exc:  # whatever the driver says is the message
+        return _unanswered(name, shown, exc)
+    return Finding(name, f"{shown} answers", True)
+
+
+async def _tables(url: str) -> set[str]:
     engine = create_engine(url)
     try:
         async with asyncio.timeout(TIMEOUT), engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except Exception as exc:  # whatever the driver says is the message
-        return Finding(name, f"{shown} does not answer: {type(exc).__name__}: {exc}", False)
+            return set(await conn.run_sync(lambda sync: sa_inspect(sync).get_table_names()))
     finally:
         await engine.dispose()
-    return Finding(name, f"{shown} answers", True)
+
+
+def _unanswered(name: str, shown: str, exc: Exception) -> Finding:
+    return Finding(name, f"{shown} does not answer: {type(exc).__name__}: {exc}", False)
 
 
 def _folder(name: str, folder: Path) -> Finding:

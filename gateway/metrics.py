@@ -125,7 +125,7 @@ class Metrics:
                 "retrying": and_(job.c.due, job.c.attempts > 0),
                 "idle": ~job.c.due,
             }
-            for state, condition in states.items():
-                count = await conn.scalar(select(func.count()).select_from(job).where(condition))
+            counts = select(*(func.count().filter(c) for c in states.values())).select_from(job)
+            for state, count in zip(states, (await conn.execute(counts)).one(), strict=True):
                 self.jobs.labels(state).set(count or 0)
         return generate_latest(self.registry)

@@ -17,6 +17,8 @@ relations, totalCount) with `json_object` and `json_group_array`; the rest is
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -149,16 +151,7 @@ class JsonStatements:
             elif isinstance(entry, Nodes):
                 pieces.append(listed(self._row(plan, entry.row, page, col)))
             elif isinstance(entry, Edges):
-                edge: list[ColumnElement[Any]] = []
-                for edge_key, part in entry.entries:
-                    edge.append(_text(edge_key))
-                    if isinstance(part, Cursor):
-                        edge.append(cursor)
-                    elif isinstance(part, Nodes):
-                        edge.append(self._row(plan, part.row, page, col))
-                    else:
-                        edge.append(_text(part.name))
-                pieces.append(listed(func.json_build_object(*edge)))
+                pieces.append(listed(self._edge(plan, entry, page, col, lambda: cursor)))
             elif isinstance(entry, PageInfoShape):
                 info: list[ColumnElement[Any]] = []
                 for info_key, name in entry.entries:
@@ -217,19 +210,31 @@ class JsonStatements:
             elif isinstance(entry, Nodes):
                 pieces.append(rows(self._row(plan, entry.row, table, col)))
             elif isinstance(entry, Edges):
-                edge: list[ColumnElement[Any]] = []
-                for edge_key, part in entry.entries:
-                    edge.append(_text(edge_key))
-                    if isinstance(part, Cursor):
-                        edge.append(self._cursor(plan, col))
-                    elif isinstance(part, Nodes):
-                        edge.append(self._row(plan, part.row, table, col))
-                    else:
-                        edge.append(_text(part.name))
-                pieces.append(rows(self._object(*edge)))
+                cursor = partial(self._cursor, plan, col)  # SQLite: only if one is asked for
+                pieces.append(rows(self._edge(plan, entry, table, col, cursor)))
             else:
                 assert isinstance(entry, Typename)
                 pieces.append(_text(entry.name))
+        return self._object(*pieces)
+
+    def _edge(
+        self,
+        plan: QueryPlan,
+        edges: Edges,
+        rows: FromClause,
+        col: ColumnFor,
+        cursor: Callable[[], ColumnElement[Any]],
+    ) -> ColumnElement[Any]:
+        """One edge: its cursor, its node, its __typename, as the selection orders them."""
+        pieces: list[ColumnElement[Any]] = []
+        for key, part in edges.entries:
+            pieces.append(_text(key))
+            if isinstance(part, Cursor):
+                pieces.append(cursor())
+            elif isinstance(part, Nodes):
+                pieces.append(self._row(plan, part.row, rows, col))
+            else:
+                pieces.append(_text(part.name))
         return self._object(*pieces)
 
     def _single(self, plan: QueryPlan, shape: RowShape, correlation: Any) -> ColumnElement[Any]:

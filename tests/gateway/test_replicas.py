@@ -6,6 +6,8 @@ import json
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,64 +32,63 @@ def query_fields(server: Server) -> set[str]:
     return {f["name"] for f in server.query(FIELDS)["__schema"]["queryType"]["fields"]}
 
 
-def test_a_catalog_change_reaches_every_replica_within_a_second(
-    databases: Databases, tmp_path: Path
-) -> None:
+def shared_stores(databases: Databases) -> dict[str, str]:
+    """The environment of gateways on one PostgreSQL (a small F&O store, a control store),
+    polling slowed down so that only notifications can make a change prompt."""
     fno = databases.new("postgresql")
     build_store(fno, 0.02)
-    env = {
+    return {
         "GATEWAY_FNO_URL": fno,
         "GATEWAY_CONTROL_URL": databases.new("postgresql"),
         "GATEWAY_DEMO": "false",
         "GATEWAY_JWT_SECRET": JWT_SECRET,
-        "GATEWAY_POLL_SECONDS": "30",  # only the notification can make it prompt
+        "GATEWAY_POLL_SECONDS": "30",
         "GATEWAY_LOG_LEVEL": "warning",
     }
-    a = Server({**env, "GATEWAY_DATA_DIR": str(tmp_path / "a")})
-    b = Server({**env, "GATEWAY_DATA_DIR": str(tmp_path / "b")})
+
+
+@pytest.fixture
+def replicas(databases: Databases, tmp_path: Path) -> Iterator[tuple[Server, Server]]:
+    env = shared_stores(databases)
+    started: list[Server] = []
     try:
-        assert "vendorGroups" not in query_fields(b)  # not auto-created: hidden at first
-        for visible in (True, False):
-            a.query(VISIBLE % str(visible).lower())
-            changed = time.monotonic()
-            while ("vendorGroups" in query_fields(b)) is not visible:
-                if time.monotonic() - changed > 1.0:
-                    pytest.fail(f"replica B still serves the old schema after 1 s ({visible=})")
-                time.sleep(0.02)
+        for name in ("a", "b"):
+            started.append(Server({**env, "GATEWAY_DATA_DIR": str(tmp_path / name)}))
+        yield started[0], started[1]
     finally:
-        for server in (a, b):
+        for server in started:
             server.process.terminate()
             server.process.wait(timeout=30)
+
+
+def bearer(role: str) -> str:
+    claims = {"sub": role, "roles": [role], "iss": "fno-gateway", "exp": time.time() + 600}
+    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+
+def test_a_catalog_change_reaches_every_replica_within_a_second(
+    replicas: tuple[Server, Server],
+) -> None:
+    a, b = replicas
+    assert "vendorGroups" not in query_fields(b)  # not auto-created: hidden at first
+    for visible in (True, False):
+        a.query(VISIBLE % str(visible).lower())
+        changed = time.monotonic()
+        while ("vendorGroups" in query_fields(b)) is not visible:
+            if time.monotonic() - changed > 1.0:
+                pytest.fail(f"replica B still serves the old schema after 1 s ({visible=})")
+            time.sleep(0.02)
 
 
 def test_sigterm_lets_requests_finish_and_tells_subscribers_to_reconnect(
     databases: Databases, tmp_path: Path
 ) -> None:
-    fno = databases.new("postgresql")
-    build_store(fno, 0.02)
-    control = databases.new("postgresql")
-    server = Server(
-        {
-            "GATEWAY_FNO_URL": fno,
-            "GATEWAY_CONTROL_URL": control,
-            "GATEWAY_DATA_DIR": str(tmp_path),
-            "GATEWAY_DEMO": "false",
-            "GATEWAY_JWT_SECRET": JWT_SECRET,
-            "GATEWAY_LOG_LEVEL": "warning",
-        }
-    )
-    token = jwt.encode(
-        {"sub": "reader", "roles": ["reader"], "iss": "fno-gateway", "exp": time.time() + 600},
-        JWT_SECRET,
-        algorithm="HS256",
-    )
-    url = server.url.replace("http://", "ws://")
-    with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as subscriber:
-        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
-        subscriber.send(json.dumps(init))
-        assert json.loads(subscriber.recv(timeout=10))["type"] == "connection_ack"
-        subscription = {"query": "subscription { businessEvents { cursor } }"}
-        subscriber.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscription}))
+    env = shared_stores(databases)
+    fno = env["GATEWAY_FNO_URL"]
+    server = Server({**env, "GATEWAY_DATA_DIR": str(tmp_path)})
+    token = bearer("reader")
+    subscription = {"query": "subscription { businessEvents { cursor } }"}
+    with subscribed(server, token, subscription) as subscriber:
         lock = TableLock(fno)
         lock.take("custcustomerv3entity")
         answers: list[httpx.Response] = []
@@ -125,59 +126,47 @@ def close_code(ws: ClientConnection) -> int | None:
 
 
 def test_events_raised_on_one_replica_reach_subscribers_on_another(
-    databases: Databases, tmp_path: Path
+    replicas: tuple[Server, Server],
 ) -> None:
-    fno = databases.new("postgresql")
-    build_store(fno, 0.02)
-    env = {
-        "GATEWAY_FNO_URL": fno,
-        "GATEWAY_CONTROL_URL": databases.new("postgresql"),
-        "GATEWAY_DEMO": "false",
-        "GATEWAY_JWT_SECRET": JWT_SECRET,
-        "GATEWAY_POLL_SECONDS": "30",  # only the notifications can make it prompt
-        "GATEWAY_LOG_LEVEL": "warning",
+    a, b = replicas
+    token = bearer("writer")
+    subscription = {
+        "query": SUBSCRIBE,
+        "variables": {"filter": {"events": ["CustomerCreatedBusinessEvent"]}},
     }
-    a = Server({**env, "GATEWAY_DATA_DIR": str(tmp_path / "a")})
-    b = Server({**env, "GATEWAY_DATA_DIR": str(tmp_path / "b")})
-    token = jwt.encode(
-        {"sub": "rep", "roles": ["writer"], "iss": "fno-gateway", "exp": time.time() + 600},
-        JWT_SECRET,
-        algorithm="HS256",
-    )
-    try:
-        with connect(
-            b.url.replace("http://", "ws://"), subprotocols=[Subprotocol("graphql-transport-ws")]
-        ) as subscriber:
-            init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
-            subscriber.send(json.dumps(init))
-            assert json.loads(subscriber.recv(timeout=10))["type"] == "connection_ack"
-            subscription = {
-                "query": SUBSCRIBE,
-                "variables": {"filter": {"events": ["CustomerCreatedBusinessEvent"]}},
-            }
-            subscriber.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscription}))
-            time.sleep(0.5)  # subscribed, past the (empty) replay
-            headers = {"Authorization": f"Bearer {token}"}
-            accounts = [f"RP-{n}" for n in range(5)]
-            for account in accounts:
-                created = httpx.post(
-                    a.url,
-                    json={"query": CREATE, "variables": {"input": customer(account)}},
-                    headers=headers,
-                    timeout=30,
-                ).json()
-                assert "errors" not in created, created
-            written = time.monotonic()
-            received: list[dict[str, Any]] = []
-            while len(received) < len(accounts):
-                message = json.loads(subscriber.recv(timeout=5))
-                assert message["type"] == "next", message
-                received += message["payload"]["data"]["businessEvents"]["events"]
-            assert time.monotonic() - written < 2.0
-        assert [e["CustomerAccount"] for e in received] == accounts  # in order, once each
-        numbers = [e["ControlNumber"] for e in received]
-        assert numbers == sorted(numbers)
-    finally:
-        for server in (a, b):
-            server.process.terminate()
-            server.process.wait(timeout=30)
+    with subscribed(b, token, subscription) as subscriber:
+        time.sleep(0.5)  # subscribed, past the (empty) replay
+        headers = {"Authorization": f"Bearer {token}"}
+        accounts = [f"RP-{n}" for n in range(5)]
+        for account in accounts:
+            created = httpx.post(
+                a.url,
+                json={"query": CREATE, "variables": {"input": customer(account)}},
+                headers=headers,
+                timeout=30,
+            ).json()
+            assert "errors" not in created, created
+        written = time.monotonic()
+        received: list[dict[str, Any]] = []
+        while len(received) < len(accounts):
+            message = json.loads(subscriber.recv(timeout=5))
+            assert message["type"] == "next", message
+            received += message["payload"]["data"]["businessEvents"]["events"]
+        assert time.monotonic() - written < 2.0
+    assert [e["CustomerAccount"] for e in received] == accounts  # in order, once each
+    numbers = [e["ControlNumber"] for e in received]
+    assert numbers == sorted(numbers)
+
+
+@contextmanager
+def subscribed(
+    server: Server, token: str, subscription: dict[str, Any]
+) -> Iterator[ClientConnection]:
+    """A graphql-transport-ws connection with one subscription started."""
+    url = server.url.replace("http://", "ws://")
+    with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+        ws.send(json.dumps(init))
+        assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
+        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscription}))
+        yield ws
