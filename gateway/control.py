@@ -28,6 +28,7 @@ _TABLE_MODULES = (
     "gateway.events.log",
     "gateway.events.tables",
     "gateway.jobs",
+    "gateway.leases",
     "gateway.setup.status",
     "gateway.tenant",
 )
@@ -58,16 +59,17 @@ async def revision(engine: AsyncEngine) -> str | None:
         return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
 
 
-async def migrate(engine: AsyncEngine) -> None:
+async def migrate(engine: AsyncEngine, to: str = "head") -> None:
+    """Upgrade the store to revision `to` (the newest, unless a test asks for another)."""
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
-        await conn.run_sync(_upgrade)
+        await conn.run_sync(_upgrade, to)
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: Connection, to: str) -> None:
     settings = config(connection)
     current = MigrationContext.configure(connection).get_current_revision()
     if current is None and inspect(connection).has_table("job"):
         command.stamp(settings, BASELINE)  # made by create-all before migrations
-    command.upgrade(settings, "head")
+    command.upgrade(settings, to)

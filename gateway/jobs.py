@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from datasources.sql.tables import UtcDateTime
 from gateway.control import control_metadata
 from gateway.kernel.errors import GatewayError
+from gateway.leases import holder_name
 
 log = logging.getLogger("gateway.jobs")
 
@@ -34,7 +35,7 @@ job = Table(
     Column("kind", String(40), primary_key=True),
     Column("key", String(300), primary_key=True),
     Column("due", Boolean, nullable=False),
-    Column("lease_owner", String(40)),
+    Column("lease_owner", String(100)),  # host:process:random, as leases name holders
     Column("lease_expires_at", UtcDateTime),
     Column("attempts", Integer, nullable=False, default=0),
     Column("not_before", UtcDateTime),
@@ -73,7 +74,7 @@ class JobRunner:
         self._lease = lease
         self._poll = poll
         self._concurrency = concurrency
-        self.owner = uuid.uuid4().hex
+        self.owner = holder_name()
         self._tries = tries
         self._steps: dict[str, Step] = {}
         self._give_up: dict[str, GiveUp] = {}

@@ -36,6 +36,7 @@ from gateway.events.stream import EventStream
 from gateway.feed import Notifier
 from gateway.jobs import JobRunner
 from gateway.kernel.catalog import ResolvedCatalog
+from gateway.leases import Leases
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.setup import addins, service
@@ -235,9 +236,10 @@ async def _control_plane(
     settings: Settings, control: AsyncEngine, fno: SqlDataSource
 ) -> tuple[Services, JobRunner, Notifier, LinkedDataverse, ChangeTracker]:
     notifier = Notifier(settings.poll_seconds)
+    lease = dt.timedelta(seconds=settings.job_lease_seconds)
     runner = JobRunner(
         control,
-        dt.timedelta(seconds=settings.job_lease_seconds),
+        lease,
         settings.poll_seconds,
         tries=settings.job_tries,
     )
@@ -283,7 +285,13 @@ async def _control_plane(
     brokers = Brokers()
     endpoints = EndpointService(control, events, brokers, settings.event_endpoints_per_event)
     dispatcher = Dispatcher(
-        control, events, endpoints, brokers, settings.poll_seconds, settings.webhook_timeout
+        control,
+        events,
+        endpoints,
+        brokers,
+        Leases(control, lease),
+        settings.poll_seconds,
+        settings.webhook_timeout,
     )
     endpoints.changed = dispatcher.wake
     notifier.also_wake(dispatcher.wake)  # events were logged
@@ -300,7 +308,9 @@ async def _control_plane(
         endpoints,
         dispatcher,
     )
-    tracker = ChangeTracker(dualwrite, notifier, settings.track_seconds, settings.job_tries)
+    tracker = ChangeTracker(
+        dualwrite, notifier, Leases(control, lease), settings.track_seconds, settings.job_tries
+    )
     tracker.track_raising(endpoints.raising_entities)
     return services, runner, notifier, linked, tracker
 

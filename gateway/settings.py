@@ -71,7 +71,10 @@ class Settings(BaseSettings):
         "the data folder.",
     )
     job_lease_seconds: float = Field(
-        30.0, gt=0, description="A job whose runner stops renewing is taken over after this."
+        30.0,
+        gt=0,
+        description="A job or lease (an endpoint's deliveries, change tracking) whose "
+        "replica stops renewing it is taken over by another after this many seconds.",
     )
     poll_seconds: float = Field(
         1.0, gt=0, description="How often jobs and streams look for work from other replicas."

@@ -28,9 +28,11 @@ from gateway.feed import Notifier
 from gateway.kernel.change import ChangeKind, TrackedChange
 from gateway.kernel.dualwrite import DualWriteMap, Side, identity
 from gateway.kernel.errors import GatewayError, NotFound
+from gateway.leases import Leases
 
 log = logging.getLogger("gateway.dualwrite.tracker")
 BATCH = 1000  # logged changes handled per store and round
+LEASE = "change tracking"  # one replica at a time reads the stores' change logs
 
 
 class Moved(Exception):
@@ -41,15 +43,25 @@ class ChangeTracker(Rounds):
     name = "change tracking"
 
     def __init__(
-        self, dualwrite: DualWriteService, notifier: Notifier, seconds: float, tries: int = 5
+        self,
+        dualwrite: DualWriteService,
+        notifier: Notifier,
+        leases: Leases,
+        seconds: float,
+        tries: int = 5,
     ) -> None:
         super().__init__(seconds)
+        self._leases = leases
         self._dualwrite = dualwrite
         self._notifier = notifier
         self._tries = tries
         self._failures: dict[str, int] = {}  # by map: failed attempts in a row
         self._raising: Callable[[], Awaitable[set[str]]] | None = None
         self._installed: set[str] = set()  # F&O entities tracked for their events
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self._leases.give_back()
 
     def track_raising(self, entities: Callable[[], Awaitable[set[str]]]) -> None:
         """Also track the F&O entities this names (those whose events are activated):
@@ -58,6 +70,8 @@ class ChangeTracker(Rounds):
 
     async def step(self) -> int:
         """Handle the oldest logged changes of each store; how many there were."""
+        if not await self._leases.hold(LEASE):
+            return 0  # another replica tracks the stores
         handled = 0
         for side in Side:
             try:

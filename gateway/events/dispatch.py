@@ -37,6 +37,7 @@ from gateway.events.senders import (
 )
 from gateway.events.tables import delivery, error
 from gateway.kernel.events import BusinessEvent, envelope
+from gateway.leases import Leases
 
 log = logging.getLogger("gateway.events.dispatch")
 BATCH = 500  # events an endpoint reads from the log at a time
@@ -68,10 +69,12 @@ class Dispatcher(Rounds):
         log: EventLog,
         endpoints: EndpointService,
         brokers: Brokers,
+        leases: Leases,
         seconds: float,
         timeout: float,
     ) -> None:
         super().__init__(seconds)
+        self._leases = leases
         self._control = control
         self._log = log
         self._endpoints = endpoints
@@ -95,31 +98,39 @@ class Dispatcher(Rounds):
         await asyncio.gather(*self._running.values(), return_exceptions=True)
         await self._client.aclose()
         await self._brokers.close()
+        await self._leases.give_back()
 
     async def _advance(self, name: str) -> None:
-        """Deliver what is routed to the endpoint after its position, then move it on.
-        Read here, not when the task was made: a task just ended may have moved it."""
+        """Deliver what is routed to the endpoint after its position, then move it on,
+        unless another replica delivers to it (one at a time keeps the log's order)."""
         try:
-            e = await self._endpoints.endpoint(name)
-            routes = [a for a in await self._endpoints.activations() if a.endpoint == name]
-            last = await self._log.last()
-            if last <= e.position:
-                return
-            events: list[Logged] = []
-            if routes:
-                wanted = EventFilter.of(events=[a.business_event for a in routes])
-                events = await self._log.read(e.position, BATCH, wanted)
-            end = events[-1].number if len(events) == BATCH else last
-            sender = self.sender(e)
-            for event in events:
-                if event.number <= end and any(
-                    a.routes(event.event, event.legal_entity) for a in routes
-                ):
-                    await self.deliver(e, sender, event, e.tries)
-            if await self._endpoints.advance(e.name, e.position, end) and events:
-                self.wake()  # there may be more
+            async with self._leases.kept(f"deliveries to {name}") as held:
+                if held:
+                    await self._deliver_next(name)
         except Exception:
             log.exception("delivering business events to %s failed; tried again later", name)
+
+    async def _deliver_next(self, name: str) -> None:
+        """One batch, in order. The endpoint is read here, not when the task was made:
+        a task just ended may have moved it."""
+        e = await self._endpoints.endpoint(name)
+        routes = [a for a in await self._endpoints.activations() if a.endpoint == name]
+        last = await self._log.last()
+        if last <= e.position:
+            return
+        events: list[Logged] = []
+        if routes:
+            wanted = EventFilter.of(events=[a.business_event for a in routes])
+            events = await self._log.read(e.position, BATCH, wanted)
+        end = events[-1].number if len(events) == BATCH else last
+        sender = self.sender(e)
+        for event in events:
+            if event.number <= end and any(
+                a.routes(event.event, event.legal_entity) for a in routes
+            ):
+                await self.deliver(e, sender, event, e.tries)
+        if await self._endpoints.advance(e.name, e.position, end) and events:
+            self.wake()  # there may be more
 
     def sender(self, e: Endpoint) -> Sender:
         if e.kind is EndpointKind.BROKER:

@@ -11,6 +11,7 @@ import hmac
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,6 +52,7 @@ class Receiver:
 
     def __init__(self, failures: int = 0) -> None:
         self.failures = failures
+        self.delay = 0.0  # seconds before each answer: a slow receiver
         self.secret = ""
         self.received: list[dict[str, Any]] = []
         receiver = self
@@ -70,6 +72,7 @@ class Receiver:
                     }
                 )
                 failing = len(receiver.received) <= receiver.failures
+                time.sleep(receiver.delay)
                 self.send_response(500 if failing else 200)
                 self.end_headers()
                 self.wfile.write(b"busy, try later" if failing else b"ok")

@@ -36,6 +36,17 @@ def differences(url: str) -> list[object]:
     return asyncio.run(run())
 
 
+def migrated_to(url: str, revision: str) -> None:
+    async def run() -> None:
+        engine = create_engine(url)
+        try:
+            await control.migrate(engine, revision)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_migrate_creates_an_empty_store_at_the_newest_revision(
     backend: str, databases: Databases, capsys: pytest.CaptureFixture[str]
@@ -54,17 +65,8 @@ def test_a_store_made_before_migrations_is_adopted_with_its_data(
     backend: str, databases: Databases
 ) -> None:
     url = databases.new(backend)
-
-    async def previous_release() -> None:  # it made the schema with create-all
-        engine = create_engine(url)
-        try:
-            async with engine.begin() as conn:
-                control.load_tables()
-                await conn.run_sync(control.control_metadata.create_all)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(previous_release())
+    migrated_to(url, control.BASELINE)  # the schema those releases made with create-all,
+    run_sql(url, "DROP TABLE alembic_version")  # which left no revision behind
     run_sql(
         url,
         "INSERT INTO api_key (id, hash, subject, roles, description, created_at) "
@@ -73,6 +75,27 @@ def test_a_store_made_before_migrations_is_adopted_with_its_data(
     assert main(["migrate", "--control-url", url]) == 0
     assert sql_value(url, "SELECT version_num FROM alembic_version") == control.head()
     assert sql_value(url, "SELECT subject FROM api_key WHERE id = 'k1'") == "bot@contoso.com"
+    assert differences(url) == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_store_at_the_previous_revision_is_upgraded_with_its_data(
+    backend: str, databases: Databases
+) -> None:
+    url = databases.new(backend)
+    migrated_to(url, "0001")
+    held_by = "gateway-7f9c4d6b8-x2k4q.prod.contoso.internal:4242:9b1c2d3e"  # > 40 characters
+    run_sql(
+        url,
+        "INSERT INTO job (kind, key, due, lease_owner, attempts, requests) "
+        "VALUES ('setup', 'contoso-sandbox', true, 'a1b2', 0, 1)",
+    )
+    assert main(["migrate", "--control-url", url]) == 0
+    assert sql_value(url, "SELECT version_num FROM alembic_version") == control.head()
+    assert sql_value(url, "SELECT lease_owner FROM job WHERE kind = 'setup'") == "a1b2"
+    run_sql(url, f"UPDATE job SET lease_owner = '{held_by}'")  # the wider holder names fit
+    assert sql_value(url, "SELECT lease_owner FROM job") == held_by
+    assert sql_value(url, "SELECT count(*) FROM lease") == 0
     assert differences(url) == []
 
 
