@@ -24,6 +24,7 @@ from gateway.http.request_ids import RequestIds
 from gateway.http.websocket import GraphQLWebSocket
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.traces import Tracing
 
 log = logging.getLogger("gateway")
 
@@ -34,11 +35,13 @@ LOOPBACK_ORIGIN = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?"
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
+    tracing = Tracing() if settings.traces else None
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Runtime]]:
         runtime = await Runtime.open(settings)
         _app.state.runtime = runtime
+        runtime.metrics.also = tracing
         # What start-up built (schema, catalog, engines) lives as long as the process:
         # keep it out of the collector's full passes, which otherwise stall requests.
         # Collect young objects rarely: nearly all die by reference count (rows, events,
@@ -57,6 +60,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield {"runtime": runtime}
         finally:
             await runtime.close()
+            if tracing is not None:
+                tracing.close()
 
     app: Starlette = Starlette(
         routes=[
@@ -71,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ),
         ],
         middleware=[
+            *([tracing.middleware()] if tracing else []),
             Middleware(RequestIds),
             cors(settings),
             # fast reads skip routing and the rest

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import and_, func, select
@@ -24,6 +24,11 @@ from gateway.jobs import job
 OPERATION_NAMES = 200  # distinct operation names kept as labels; later ones count as "other"
 _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Observer(Protocol):
+    def served(self, operation: str | None, path: str, seconds: float) -> None: ...
+    def failed(self, code: str) -> None: ...
 
 
 class Metrics:
@@ -78,6 +83,7 @@ class Metrics:
         )
         self._names: set[str] = set()
         self._series: dict[tuple[str | None, str], Any] = {}  # (name, path) as given
+        self.also: Observer | None = None  # told of each operation too (traces)
 
     def operation(self, name: str | None) -> str:
         """A bounded label for an operation name: clients choose names, and every
@@ -98,9 +104,13 @@ class Metrics:
             if len(self._series) < 4 * OPERATION_NAMES:
                 self._series[name, path] = series
         series.observe(seconds)
+        if self.also is not None:
+            self.also.served(name, path, seconds)
 
     def failed(self, code: str) -> None:
         self.errors.labels(code).inc()
+        if self.also is not None:
+            self.also.failed(code)
 
     async def render(
         self, control: AsyncEngine, stores: dict[str, SqlDataSource], listeners: int

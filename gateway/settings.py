@@ -156,6 +156,11 @@ class Settings(BaseSettings):
         "with their last cursor; jobs finish their step and give their lease back).",
     )
     log_level: str = Field("info", description="Log level.")
+    traces: bool = Field(
+        False,
+        description="Export OpenTelemetry traces over OTLP/HTTP (needs the `traces` extra); "
+        "where to, and the service name, come from the standard OTEL_* variables.",
+    )
     log_format: Literal["text", "json"] = Field(
         "text",
         description="Log lines as text, or as one JSON object each (time, level, logger, "

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from gql import Client, gql
 from gql.transport.httpx import HTTPXAsyncTransport
+from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.conftest import Databases, Gateway, build_store, start_gateway
+from gateway.auth import Role
+from tests.conftest import Databases, Gateway, build_store, start_gateway, unavailable
+from tests.gateway.test_dualwrite import customer
+from tests.test_writes import CREATE
 
 GQL_RESPONSE = "application/graphql-response+json"
 QUERY = "{ legalEntities { totalCount } }"
@@ -117,35 +122,62 @@ async def test_a_standard_client_reads_through_the_gateway(sqlite_gateway: Gatew
     assert [n["salesCurrencyCode"] for n in nodes] == ["EUR", "EUR"]
 
 
-def test_graphiql_renders_in_a_browser_with_no_network(
-    sqlite_gateway: Gateway, tmp_path: Path
-) -> None:
-    """Headless Chromium (Debian's `chromium`, when installed) renders the playground."""
-    browser = shutil.which("chromium")
-    if browser is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path}",
-        "--virtual-time-budget=8000",
-        "--dump-dom",
-    ]
-    dom = subprocess.run(
-        [browser, *flags, f"{sqlite_gateway.url}/graphql"],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=True,
-    ).stdout
-    assert 'class="graphiql-container"' in dom
-    assert "customersV3" in dom  # the example query, typed into the editor by start.js
+def test_graphiql_runs_a_subscription_in_a_browser(sqlite_gateway: Gateway) -> None:
+    """Headless Chromium (Debian's `chromium`), driven by Playwright, opens the playground
+    with no network beyond the gateway, runs a subscription over graphql-transport-ws
+    with the Headers pane's token, and shows an event a write raised."""
+    browser_path = shutil.which("chromium")
+    if browser_path is None:
+        unavailable("Chromium is not installed (apt-get install chromium)")
+    gw = sqlite_gateway
+    token = gw.token(Role.WRITER, sub="graphiql@contoso.com")
+    subscription = (
+        'subscription {\n  businessEvents(filter: {events: ["CustomerCreatedBusinessEvent"]})'
+        " { events }\n}"
+    )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=browser_path, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page()
+            outside: list[str] = []  # requests beyond the gateway (there must be none)
+            page.on("request", lambda r: r.url.startswith(gw.url) or outside.append(r.url))
+            page.goto(f"{gw.url}/graphql")
+            page.wait_for_selector(".graphiql-container")
+            assert "customersV3" in editor(page, ".graphiql-query-editor")  # the example
+            editor(page, ".graphiql-query-editor", subscription)
+            headers = json.dumps({"Authorization": f"Bearer {token}"})
+            editor(page, ".graphiql-editor-tool .graphiql-editor.hidden", headers)  # Headers
+            page.click(".graphiql-execute-button")
+            for n in range(20):  # until the subscription is listening
+                account = f"GQ-{n}"
+                gw.data(CREATE, {"input": customer(account)}, token=token)
+                try:
+                    page.wait_for_function(
+                        "a => document.querySelector('.result-window .CodeMirror')"
+                        ".CodeMirror.getValue().includes(a)",
+                        arg=account,
+                        timeout=1000,
+                    )
+                    break
+                except PlaywrightTimeout:
+                    continue
+            else:
+                pytest.fail(f"no event reached GraphiQL: {editor(page, '.result-window')}")
+        finally:
+            browser.close()
+    assert not outside, outside  # everything came from the gateway
+
+
+def editor(page: Page, where: str, value: str | None = None) -> str:
+    """The text of a GraphiQL editor (CodeMirror), after setting it to `value`."""
+    text: str = page.evaluate(
+        "([where, value]) => { const cm = document.querySelector(where + ' .CodeMirror')"
+        ".CodeMirror; if (value !== null) cm.setValue(value); return cm.getValue(); }",
+        [where, value],
+    )
+    return text
 
 
 def test_cors_lets_in_loopback_pages_and_configured_origins_only(

@@ -4,18 +4,22 @@
   var socket = (window.location.protocol === "https:" ? "wss://" : "ws://") +
     window.location.host + window.location.pathname;
 
-  function isSubscription(params, opts) {
-    var document = opts && opts.documentAST;
-    return !!document && document.definitions.some(function (d) {
-      return d.kind === "OperationDefinition" && d.operation === "subscription" &&
-        (!params.operationName || (d.name && d.name.value === params.operationName));
-    });
+  // Decided from the query sent, parsed here: the editor's own parse can lag behind
+  // a change made just before Run.
+  var graphql = GraphiQL.GraphQL;
+  function isSubscription(params) {
+    try {
+      var operation = graphql.getOperationAST(graphql.parse(params.query), params.operationName);
+      return !!operation && operation.operation === "subscription";
+    } catch (e) {
+      return false; // the gateway reports what does not parse
+    }
   }
 
   // Subscriptions go over graphql-transport-ws, carrying the Headers pane's
   // Authorization in connection_init; everything else over HTTP.
   function fetcher(params, opts) {
-    if (!isSubscription(params, opts)) return http(params, opts);
+    if (!isSubscription(params)) return http(params, opts);
     return {
       subscribe: function (sink) {
         var client = graphqlWs.createClient({
