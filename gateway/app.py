@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from gateway.http.fast_lane import FastLane
 from gateway.http.graphql import graphql_endpoint
+from gateway.http.limits import BodyLimit, RateLimit
 from gateway.http.request_ids import RequestIds
 from gateway.http.websocket import GraphQLWebSocket
 from gateway.runtime import Runtime
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *([tracing.middleware()] if tracing else []),
             Middleware(RequestIds),
             cors(settings),
+            Middleware(BodyLimit, limit=settings.max_body_bytes),
+            *([Middleware(RateLimit, rates=settings.rate_limit)] if settings.rate_limit else []),
             # fast reads skip routing and the rest
             Middleware(FastLane, runtime_of=lambda: app.state.runtime, path="/graphql"),
         ],

@@ -196,7 +196,12 @@ class Runtime:
             fno=fno,
             catalog=catalog,
             schemas=schemas,
-            limits=ReadLimits(settings.default_page_size, settings.max_page_size),
+            limits=ReadLimits(
+                settings.default_page_size,
+                settings.max_page_size,
+                settings.max_cost,
+                settings.operation_seconds,
+            ),
             services=services,
             runner=runner,
             notifier=notifier,

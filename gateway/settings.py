@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -129,6 +129,27 @@ class Settings(BaseSettings):
     )
     max_page_size: int = Field(10_000, ge=1, description="Largest first/last a connection accepts.")
     max_depth: int = Field(12, ge=1, description="Deepest selection a query may have.")
+    max_cost: int = Field(
+        2_000_000,
+        ge=1,
+        description="Most objects a query may ask for: each list's page size (first/last, "
+        "or the default) multiplied down the tree, summed over the query.",
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body accepted (413 past it)."
+    )
+    operation_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How long a query's reads may take before it is refused. Mutations run "
+        "to their end: a write is all-or-nothing, never cut short.",
+    )
+    rate_limit: str | None = Field(
+        None,
+        description="Requests each caller (token, API key, or address when anonymous) may "
+        "make, e.g. '600/minute' or '20/second;600/minute'; none by default. Counted per "
+        "replica.",
+    )
     pool_size: int = Field(
         20, ge=1, description="Connections kept open to each PostgreSQL store, per worker."
     )
@@ -166,6 +187,20 @@ class Settings(BaseSettings):
         description="Log lines as text, or as one JSON object each (time, level, logger, "
         "message, request_id, correlation_id) for a log pipeline.",
     )
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rates(cls, value: str | None) -> str | None:
+        if value:
+            from limits import parse_many
+
+            try:
+                parse_many(value)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{value!r} is not a rate like '600/minute' or '20/second;600/minute'"
+                ) from exc
+        return value
 
     def store_url(self, which: str) -> str:
         configured = self.fno_url if which == "fno" else self.control_url

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from datasources.base import DataSource
 from gateway.auth import Authenticator, Principal, Role
@@ -14,17 +17,31 @@ from gateway.events.dispatch import Dispatcher
 from gateway.events.endpoints import EndpointService
 from gateway.events.log import EventLog
 from gateway.events.stream import EventStream
-from gateway.kernel.errors import Forbidden, Unauthenticated, UpstreamFailed
+from gateway.kernel.errors import Forbidden, LimitExceeded, Unauthenticated, UpstreamFailed
+from gateway.kernel.plan import QueryPlan
 from gateway.setup.addins import AddInService
 from gateway.setup.service import IntegrationService
 from gateway.tenant import TenantService
 from gateway.writes import WritePipeline
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class ReadLimits:
     default_page_size: int = 100
     max_page_size: int = 10_000
+    max_cost: int = 2_000_000
+    read_seconds: float = 30.0
+
+    def check_cost(self, cost: int) -> None:
+        if cost > self.max_cost:
+            raise LimitExceeded(
+                f"the query may return {cost:,} objects (page sizes multiplied down the "
+                f"tree), past the limit of {self.max_cost:,} (GATEWAY_MAX_COST): ask for "
+                "smaller pages (first/last) and page through",
+                limit="GATEWAY_MAX_COST",
+            )
 
 
 @dataclass(frozen=True)
@@ -57,6 +74,33 @@ class RequestContext:
     """Why a WebSocket's credentials were refused: every operation on it reports this."""
     dataverse: DataSource | None = None
     """The Dataverse store linked to the F&O environment, once setup linked one."""
+    cost: int = 0
+    """What the reads planned so far may return, in objects (see ReadLimits.max_cost)."""
+    deadline: float = field(default_factory=time.monotonic)
+    """When the request's reads must have answered (the event loop's clock: monotonic)."""
+
+    def __post_init__(self) -> None:
+        self.deadline += self.limits.read_seconds
+
+    async def in_time(self, read: Awaitable[T]) -> T:
+        """The read's result, if it comes within the request's time limit. The read runs
+        to its end either way (a connection never goes back mid-statement)."""
+        task = asyncio.ensure_future(read)
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                return await asyncio.shield(task)
+        except TimeoutError:
+            seconds = self.limits.read_seconds
+            raise LimitExceeded(
+                f"the read ran past the time limit of {seconds:g} s "
+                "(GATEWAY_OPERATION_SECONDS): narrow it with where, or ask for smaller pages",
+                limit="GATEWAY_OPERATION_SECONDS",
+            ) from None
+
+    def charge(self, plan: QueryPlan) -> None:
+        """Count a read against the request's cost limit before it runs."""
+        self.cost += plan.cost()
+        self.limits.check_cost(self.cost)
 
     def source(self, name: str) -> DataSource:
         """The store an entity binding names."""

@@ -239,7 +239,10 @@ class EntityTypes:
             if entity.company_scoped:
                 context.principal.check_company(company)
             plan = planner.connection(entity, list(raw.field_nodes), args, company)
-            page = await context.source(self.bindings[entity.name].source).fetch(plan)
+            context.charge(plan)
+            page = await context.in_time(
+                context.source(self.bindings[entity.name].source).fetch(plan)
+            )
             if company is not None and not page.rows:
                 await _check_company(context, company)
             return page
@@ -268,7 +271,10 @@ class EntityTypes:
             for company in companies_asked(self.bindings[entity.name], args, by_key=True):
                 context.principal.check_company(company)
             plan = self._planner(info).by_key(entity, list(raw.field_nodes), args)
-            page = await context.source(self.bindings[entity.name].source).fetch(plan)
+            context.charge(plan)
+            page = await context.in_time(
+                context.source(self.bindings[entity.name].source).fetch(plan)
+            )
             return page.rows[0] if page.rows else None
 
         field = make_field(

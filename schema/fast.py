@@ -181,7 +181,11 @@ class FastReads:
         ):
             return None  # the generic path says which legal entity is not allowed
         store = context.source(prepared.source)
-        answers = await store.fetch_json(prepared.statement, arguments) if prepared.reads else []
+        answers = (
+            await context.in_time(store.fetch_json(prepared.statement, arguments))
+            if prepared.reads
+            else []
+        )
         if answers is None:
             return None
         parts = dict(prepared.constants)
@@ -278,6 +282,7 @@ class FastReads:
                     return None
                 reads.append(self._plan(planner, root, nodes, companies))
                 keys.append(key)
+            context.limits.check_cost(sum(plan.cost() for plan, _ in reads))
             statement = context.source(source).prepare_json(reads) if reads else ()
         except GatewayError:
             return None

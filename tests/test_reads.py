@@ -131,7 +131,7 @@ def test_dates_decimals_and_enums_keep_their_values(gateway: Gateway) -> None:
 def test_filter_across_relations(gateway: Gateway) -> None:
     query = """{ customersV3(company: "USMF", first: 1000,
         where: {salesOrders: {some: {lines: {some: {lineAmount: {gt: "10000"}}}}}}) {
-        nodes { customerAccount salesOrders(first: 100) { nodes { lines(first: 100) { nodes { lineAmount } } } } } } }"""
+        nodes { customerAccount salesOrders(first: 100) { nodes { lines(first: 10) { nodes { lineAmount } } } } } } }"""
     nodes = gateway.data(query)["customersV3"]["nodes"]
     assert nodes
     for customer in nodes:

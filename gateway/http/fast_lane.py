@@ -15,9 +15,10 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from gateway.http.graphql import JSON, negotiate
-from gateway.kernel.errors import GatewayError
+from gateway.http.graphql import JSON, negotiate, refusal
+from gateway.kernel.errors import GatewayError, LimitExceeded
 from gateway.runtime import Runtime
+from schema.fast import Answer
 
 log = logging.getLogger("gateway.http")
 
@@ -64,6 +65,9 @@ class FastLane:
                 authorization.decode("latin-1") if authorization else None
             )
             answer = await schema.fast.execute_body(body, runtime.context(principal))
+        except LimitExceeded as exc:  # refused now: the generic path would only repeat it
+            runtime.metrics.failed(exc.code)
+            answer = Answer(refusal(exc), None)
         except GatewayError:
             pass  # the generic path reports it, with its path and location
         except Exception:

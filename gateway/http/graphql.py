@@ -18,7 +18,7 @@ from starlette.responses import Response
 from strawberry.types.execution import PreExecutionError
 
 from gateway.http.graphiql import graphiql_page
-from gateway.kernel.errors import GatewayError, Unauthenticated
+from gateway.kernel.errors import GatewayError, LimitExceeded, Unauthenticated
 from gateway.runtime import Runtime
 
 log = logging.getLogger("gateway.http")
@@ -72,6 +72,9 @@ async def graphql_endpoint(request: Request) -> Response:
             answer = await schema.fast.execute(
                 params.query, params.variables, params.operation_name, context
             )
+        except LimitExceeded as exc:  # refused now: the generic path would only repeat it
+            runtime.metrics.failed(exc.code)
+            return Response(refusal(exc), 200, media_type=media_type)
         except GatewayError:
             answer = None  # the generic path reports it, with its path and location
         except Exception:
@@ -102,6 +105,13 @@ async def graphql_endpoint(request: Request) -> Response:
     name = _operation_name(params)
     runtime.metrics.served(name, "generic", time.perf_counter() - started)
     return Response(orjson.dumps(body), status, media_type=media_type)
+
+
+def refusal(exc: GatewayError) -> bytes:
+    """The response to an operation refused as a whole, before any field was resolved."""
+    return orjson.dumps(
+        {"errors": [{"message": exc.message, "extensions": exc.extensions}], "data": None}
+    )
 
 
 def format_error(error: GraphQLError) -> dict[str, Any]:

@@ -9,7 +9,8 @@
     ├── CatalogError        CATALOG_INVALID     entity metadata that cannot be exposed
     ├── PrerequisiteFailed  PREREQUISITE_FAILED the environment is not ready; the message lists why
     ├── MapInvalid          MAP_INVALID         a dual-write map that cannot run; each problem coded
-    └── UpstreamFailed      UPSTREAM_FAILED     a store failed; the message is the store's
+    ├── UpstreamFailed      UPSTREAM_FAILED     a store failed; the message is the store's
+    └── LimitExceeded       LIMIT_EXCEEDED      past a limit; the message and `limit` name it
 
 Anything else raised while serving a request is an internal error: masked for the
 client and logged with an id.
@@ -68,3 +69,13 @@ class MapInvalid(GatewayError):
 
 class UpstreamFailed(GatewayError):
     code = "UPSTREAM_FAILED"
+
+
+class LimitExceeded(GatewayError):
+    """A request past one of the limits that keep the gateway up for everyone;
+    `extensions.limit` names the setting."""
+
+    code = "LIMIT_EXCEEDED"
+
+    def __init__(self, message: str, limit: str) -> None:
+        super().__init__(message, limit=limit)

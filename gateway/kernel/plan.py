@@ -138,6 +138,13 @@ class QueryPlan:
     total: bool = False
     children: tuple[ChildPlan, ...] = ()
 
+    def cost(self) -> int:
+        """The most objects the read may return: its page size (one, unpaged) times one
+        plus what each row's relations may return. Page sizes multiply down the tree."""
+        page = self.page
+        rows = 1 if page is None else (page.first if page.first is not None else page.last)
+        return max(rows or 0, 1) * (1 + sum(child.plan.cost() for child in self.children))
+
     def required_columns(self) -> tuple[str, ...]:
         """Selected columns plus what ordering, cursors and child relations need."""
         needed = dict.fromkeys(self.columns)
