@@ -67,7 +67,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app: Starlette = Starlette(
         routes=[
             Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", GraphQLWebSocket(lambda: app.state.runtime)),
+            WebSocketRoute(
+                "/graphql",
+                GraphQLWebSocket(
+                    lambda: app.state.runtime,
+                    settings.ws_max_subscriptions,
+                    settings.ws_connections_per_caller,
+                ),
+            ),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),

@@ -106,6 +106,15 @@ class Settings(BaseSettings):
     sync_timeout: float = Field(
         120.0, gt=0, description="Seconds the other store has to take a dual-write change."
     )
+    ws_max_subscriptions: int = Field(
+        100, ge=1, description="Subscriptions one WebSocket connection may run at once."
+    )
+    ws_connections_per_caller: int = Field(
+        20,
+        ge=1,
+        description="WebSocket connections one caller (token subject, or address when "
+        "anonymous) may hold open at once, per replica.",
+    )
     ws_compression: bool = Field(
         False,
         description="Compress WebSocket messages (permessage-deflate) when a client asks. "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -72,6 +72,8 @@ class RequestContext:
     """A WebSocket's connection_init payload (where its Authorization travels)."""
     rejection: str | None = None
     """Why a WebSocket's credentials were refused: every operation on it reports this."""
+    websocket_scope: MutableMapping[str, Any] | None = field(default=None, repr=False)
+    """The ASGI scope of the WebSocket connection the request came on, if any."""
     dataverse: DataSource | None = None
     """The Dataverse store linked to the F&O environment, once setup linked one."""
     cost: int = 0

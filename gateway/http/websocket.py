@@ -5,6 +5,11 @@ upgrade request's header).
 
 Bad credentials do not close the socket without a word: every operation on it is
 answered with an UNAUTHENTICATED error that says what is wrong, as over HTTP.
+
+Limits: subscriptions at once per connection (one past it is answered with a
+LIMIT_EXCEEDED error, the connection stays), and connections at once per caller (one
+past it is closed with 1008, policy violation, the reason naming the setting). The
+legacy protocol gets keep-alive messages; both get WebSocket pings from the server.
 """
 
 from __future__ import annotations
@@ -12,25 +17,98 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from graphql import GraphQLError, GraphQLFormattedError
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ErrorMessage,
+    SubscribeMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage as LegacyError
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    StartMessage,
+)
 
-from gateway.kernel.errors import Unauthenticated
+from gateway.kernel.errors import LimitExceeded, Unauthenticated
 from gateway.runtime import Runtime
 from schema.builder import GatewaySchema
 from schema.context import RequestContext
 
 
+class TooManyConnections(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _too_many_subscriptions(limit: int) -> GraphQLFormattedError:
+    refusal = LimitExceeded(
+        f"this connection has {limit} subscriptions running, the most it may "
+        "(GATEWAY_WS_MAX_SUBSCRIPTIONS): complete one, or open another connection",
+        limit="GATEWAY_WS_MAX_SUBSCRIPTIONS",
+    )
+    return GraphQLError(refusal.message, extensions=refusal.extensions).formatted
+
+
+class _TransportWS(BaseGraphQLTransportWSHandler[RequestContext, None]):
+    async def handle_connection_init(self, message: Any) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except TooManyConnections as exc:
+            await self.websocket.close(code=1008, reason=exc.reason)
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        limit = self.max_subscriptions_per_connection
+        if self.connection_acknowledged and limit is not None and len(self.operations) >= limit:
+            error = _too_many_subscriptions(limit)
+            await self.send_message(ErrorMessage(id=message["id"], type="error", payload=[error]))
+            return
+        await super().handle_subscribe(message)
+
+
+class _LegacyWS(BaseGraphQLWSHandler[RequestContext, None]):
+    async def handle_connection_init(self, message: Any) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except TooManyConnections as exc:
+            await self.send_message(
+                {"type": "connection_error", "payload": {"message": exc.reason}}
+            )
+            await self.websocket.close(code=1008, reason=exc.reason)
+
+    async def handle_start(self, message: StartMessage) -> None:
+        limit = self.max_subscriptions_per_connection
+        if self.connection_acknowledged and limit is not None and len(self.tasks) >= limit:
+            error = _too_many_subscriptions(limit)
+            await self.send_message(LegacyError(type="error", id=message["id"], payload=error))
+            return
+        await super().handle_start(message)
+
+
 class GraphQLWebSocket(GraphQL[RequestContext, None]):
     """Serves only WebSocket upgrades; plain HTTP goes to the GraphQL-over-HTTP view."""
 
-    def __init__(self, runtime_of: Any) -> None:
+    graphql_transport_ws_handler_class = _TransportWS
+    graphql_ws_handler_class = _LegacyWS
+
+    def __init__(
+        self, runtime_of: Any, subscriptions: int = 100, connections_per_caller: int = 20
+    ) -> None:
         self._runtime_of = runtime_of
+        self._connections_per_caller = connections_per_caller
+        self._connections: dict[str, int] = {}  # open ones, by caller
         super().__init__(
             schema=None,  # type: ignore[arg-type]
             graphql_ide=None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+            keep_alive=True,  # the legacy protocol's "ka" messages
+            keep_alive_interval=15,
+            max_subscriptions_per_connection=subscriptions,
         )
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -43,6 +121,28 @@ class GraphQLWebSocket(GraphQL[RequestContext, None]):
             await super().__call__(scope, receive, send)
         finally:
             gauge.dec()
+            caller = scope.get("fno.caller")
+            if caller is not None:
+                self._connections[caller] -= 1
+                if not self._connections[caller]:
+                    del self._connections[caller]
+
+    def _admit(self, scope: Any, context: RequestContext) -> None:
+        """Count the connection against its caller's (once it says who it is)."""
+        principal = context.principal
+        client = scope.get("client")
+        caller = (
+            f"address:{client[0] if client else '?'}"
+            if principal.anonymous
+            else f"subject:{principal.subject}"
+        )
+        if self._connections.get(caller, 0) >= self._connections_per_caller:
+            raise TooManyConnections(
+                f"{self._connections_per_caller} connections are open with these credentials,"
+                " the most allowed (GATEWAY_WS_CONNECTIONS_PER_CALLER)"
+            )
+        self._connections[caller] = self._connections.get(caller, 0) + 1
+        scope["fno.caller"] = caller
 
     @property
     def schema(self) -> GatewaySchema:
@@ -68,6 +168,7 @@ class GraphQLWebSocket(GraphQL[RequestContext, None]):
         context = runtime.context(runtime.auth.anonymous)
         if isinstance(request, WebSocket):
             await self._authenticate(context, request.headers.get("authorization"))
+            context.websocket_scope = request.scope
         return context
 
     async def on_ws_connect(self, context: RequestContext) -> Any:
@@ -75,6 +176,8 @@ class GraphQLWebSocket(GraphQL[RequestContext, None]):
         given = params.get("Authorization") or params.get("authorization")
         if given is not None:
             await self._authenticate(context, str(given))
+        if context.websocket_scope is not None:
+            self._admit(context.websocket_scope, context)
         return None
 
     async def _authenticate(self, context: RequestContext, authorization: str | None) -> None:
