@@ -22,6 +22,7 @@ from gateway.http.fast_lane import FastLane
 from gateway.http.graphql import graphql_endpoint
 from gateway.http.limits import BodyLimit, RateLimit
 from gateway.http.request_ids import RequestIds
+from gateway.http.trusted import TrustedDocuments, TrustedLane
 from gateway.http.websocket import GraphQLWebSocket
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -37,6 +38,11 @@ LOOPBACK_ORIGIN = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?"
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     tracing = Tracing() if settings.traces else None
+    trusted = (
+        TrustedDocuments(settings.trusted_documents, settings.trusted_documents_only)
+        if settings.trusted_documents
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Runtime]]:
@@ -73,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     lambda: app.state.runtime,
                     settings.ws_max_subscriptions,
                     settings.ws_connections_per_caller,
+                    trusted,
                 ),
             ),
             Route("/healthz", healthz),
@@ -89,6 +96,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             cors(settings),
             Middleware(BodyLimit, limit=settings.max_body_bytes),
             *([Middleware(RateLimit, rates=settings.rate_limit)] if settings.rate_limit else []),
+            *([Middleware(TrustedLane, documents=trusted, path="/graphql")] if trusted else []),
             # fast reads skip routing and the rest
             Middleware(FastLane, runtime_of=lambda: app.state.runtime, path="/graphql"),
         ],

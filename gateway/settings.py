@@ -106,6 +106,15 @@ class Settings(BaseSettings):
     sync_timeout: float = Field(
         120.0, gt=0, description="Seconds the other store has to take a dual-write change."
     )
+    trusted_documents: Path | None = Field(
+        None,
+        description="A manifest of trusted documents (persisted queries) by SHA-256: GraphQL "
+        "Codegen's {hash: text} or Apollo's persisted query manifest. Clients may then send "
+        "documentId: 'sha256:<hash>' instead of the text.",
+    )
+    trusted_documents_only: bool = Field(
+        False, description="Run only the documents in that manifest, refusing any other."
+    )
     ws_max_subscriptions: int = Field(
         100, ge=1, description="Subscriptions one WebSocket connection may run at once."
     )

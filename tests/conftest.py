@@ -336,16 +336,26 @@ def gateway(
 
 @pytest.fixture(params=BACKENDS)
 def fresh_gateway(
-    request: pytest.FixtureRequest, databases: Databases, tmp_path: Path
+    request: pytest.FixtureRequest, gateways: Callable[..., Gateway], tmp_path: Path
+) -> Callable[..., Gateway]:
+    """A factory for a gateway over its own small store, for tests that change things;
+    the gateways a test starts share its folder (and so a SQLite control store)."""
+    return lambda **settings: gateways(request.param, folder=tmp_path, **settings)
+
+
+@pytest.fixture
+def gateways(
+    databases: Databases, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., Gateway]]:
-    """A factory for a gateway over its own small store, for tests that change things."""
-    backend = request.param
+    """A factory for gateways over small stores of their own, with the settings a test
+    asks for (SQLite unless it asks for another backend)."""
     started: list[tuple[Gateway, ServerThread]] = []
 
-    def start(**settings: Any) -> Gateway:
+    def start(backend: str = "sqlite", folder: Path | None = None, **settings: Any) -> Gateway:
         url = databases.new(backend)
         build_store(url, 0.02)
-        gw, running = start_gateway(tmp_path, backend, url, **settings)
+        folder = folder or tmp_path_factory.mktemp("gw")
+        gw, running = start_gateway(folder, backend, url, **settings)
         started.append((gw, running))
         return gw
 

@@ -56,7 +56,7 @@ class FastLane:
         ):
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         started = time.perf_counter()
         answer = None
         try:
@@ -73,7 +73,7 @@ class FastLane:
         except Exception:
             log.exception("fast read path failed; answering on the generic path")
         if answer is None:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay(body, receive), send)
             return
         response_headers = [
             (b"content-type", media_type.encode()),
@@ -85,7 +85,7 @@ class FastLane:
         await send({"type": "http.response.body", "body": answer.body})
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def read_body(receive: Receive) -> bytes:
     chunks = []
     while True:
         message = await receive()
@@ -94,7 +94,7 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
     """`receive` for the application: the body already read, then the connection's own."""
     sent = False
 

@@ -14,7 +14,7 @@ legacy protocol gets keep-alive messages; both get WebSocket pings from the serv
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from graphql import GraphQLError, GraphQLFormattedError
@@ -29,12 +29,14 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage as LegacyError
 from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionErrorMessage,
     StartMessage,
 )
+from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage as LegacyError
 
-from gateway.kernel.errors import LimitExceeded, Unauthenticated
+from gateway.http.trusted import TrustedDocuments
+from gateway.kernel.errors import GatewayError, LimitExceeded, Unauthenticated
 from gateway.runtime import Runtime
 from schema.builder import GatewaySchema
 from schema.context import RequestContext
@@ -46,13 +48,26 @@ class TooManyConnections(Exception):
         self.reason = reason
 
 
-def _too_many_subscriptions(limit: int) -> GraphQLFormattedError:
-    refusal = LimitExceeded(
-        f"this connection has {limit} subscriptions running, the most it may "
-        "(GATEWAY_WS_MAX_SUBSCRIPTIONS): complete one, or open another connection",
-        limit="GATEWAY_WS_MAX_SUBSCRIPTIONS",
-    )
-    return GraphQLError(refusal.message, extensions=refusal.extensions).formatted
+def _formatted(exc: GatewayError) -> GraphQLFormattedError:
+    return GraphQLError(exc.message, extensions=exc.extensions).formatted
+
+
+def _refusal(view: Any, payload: Any, running: int, limit: int | None) -> Any:
+    """Why a new operation may not start on this connection (None: it may), after
+    putting a trusted document's text in its payload."""
+    trusted = cast(GraphQLWebSocket, view).trusted
+    try:
+        if trusted is not None:
+            payload.update(trusted.resolve(dict(payload)))
+        if limit is not None and running >= limit:
+            raise LimitExceeded(
+                f"this connection has {limit} subscriptions running, the most it may "
+                "(GATEWAY_WS_MAX_SUBSCRIPTIONS): complete one, or open another connection",
+                limit="GATEWAY_WS_MAX_SUBSCRIPTIONS",
+            )
+    except GatewayError as exc:
+        return _formatted(exc)
+    return None
 
 
 class _TransportWS(BaseGraphQLTransportWSHandler[RequestContext, None]):
@@ -63,11 +78,14 @@ class _TransportWS(BaseGraphQLTransportWSHandler[RequestContext, None]):
             await self.websocket.close(code=1008, reason=exc.reason)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
-        limit = self.max_subscriptions_per_connection
-        if self.connection_acknowledged and limit is not None and len(self.operations) >= limit:
-            error = _too_many_subscriptions(limit)
-            await self.send_message(ErrorMessage(id=message["id"], type="error", payload=[error]))
-            return
+        if self.connection_acknowledged:
+            limit = self.max_subscriptions_per_connection
+            error = _refusal(self.view, message["payload"], len(self.operations), limit)
+            if error is not None:
+                await self.send_message(
+                    ErrorMessage(id=message["id"], type="error", payload=[error])
+                )
+                return
         await super().handle_subscribe(message)
 
 
@@ -76,17 +94,19 @@ class _LegacyWS(BaseGraphQLWSHandler[RequestContext, None]):
         try:
             await super().handle_connection_init(message)
         except TooManyConnections as exc:
-            await self.send_message(
-                {"type": "connection_error", "payload": {"message": exc.reason}}
+            refused = ConnectionErrorMessage(
+                type="connection_error", payload={"message": exc.reason}
             )
+            await self.send_message(refused)
             await self.websocket.close(code=1008, reason=exc.reason)
 
     async def handle_start(self, message: StartMessage) -> None:
-        limit = self.max_subscriptions_per_connection
-        if self.connection_acknowledged and limit is not None and len(self.tasks) >= limit:
-            error = _too_many_subscriptions(limit)
-            await self.send_message(LegacyError(type="error", id=message["id"], payload=error))
-            return
+        if self.connection_acknowledged:
+            limit = self.max_subscriptions_per_connection
+            error = _refusal(self.view, message["payload"], len(self.tasks), limit)
+            if error is not None:
+                await self.send_message(LegacyError(type="error", id=message["id"], payload=error))
+                return
         await super().handle_start(message)
 
 
@@ -97,9 +117,14 @@ class GraphQLWebSocket(GraphQL[RequestContext, None]):
     graphql_ws_handler_class = _LegacyWS
 
     def __init__(
-        self, runtime_of: Any, subscriptions: int = 100, connections_per_caller: int = 20
+        self,
+        runtime_of: Any,
+        subscriptions: int = 100,
+        connections_per_caller: int = 20,
+        trusted: TrustedDocuments | None = None,
     ) -> None:
         self._runtime_of = runtime_of
+        self.trusted = trusted
         self._connections_per_caller = connections_per_caller
         self._connections: dict[str, int] = {}  # open ones, by caller
         super().__init__(

@@ -15,30 +15,11 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.settings import Settings
-from tests.conftest import Databases, Gateway, build_store, start_gateway
+from tests.conftest import Gateway
 from tests.gateway.test_setup_kill import TableLock
 
 NESTED = """query($first: Int!) { customersV3(company: "USMF", first: $first) {
   nodes { customerAccount salesOrders(first: $first) { nodes { salesOrderNumber } } } } }"""
-
-
-@pytest.fixture
-def limited(
-    databases: Databases, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Callable[..., Gateway]]:
-    running: list[Any] = []
-
-    def start(backend: str = "sqlite", **settings: Any) -> Gateway:
-        url = databases.new(backend)
-        build_store(url, 0.02)
-        gw, server = start_gateway(tmp_path_factory.mktemp("limits"), backend, url, **settings)
-        running.append((gw, server))
-        return gw
-
-    yield start
-    for gw, server in running:
-        gw.client.close()
-        server.stop()
 
 
 def refused(body: dict[str, Any], limit: str) -> str:
@@ -51,9 +32,9 @@ def refused(body: dict[str, Any], limit: str) -> str:
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "generic"])
 def test_a_query_that_may_return_too_much_is_refused_before_it_runs(
-    fast: bool, limited: Callable[..., Gateway]
+    fast: bool, gateways: Callable[..., Gateway]
 ) -> None:
-    gw = limited(max_cost=10_000, fast_reads=fast)
+    gw = gateways(max_cost=10_000, fast_reads=fast)
     # 50 customers * (1 + 50 orders) = 2,550 objects at most: within the limit
     assert gw.data(NESTED, {"first": 50})["customersV3"]["nodes"]
     # 100 * (1 + 100) = 10,100: past it
@@ -65,8 +46,8 @@ def test_a_query_that_may_return_too_much_is_refused_before_it_runs(
     refused(gw.query(two), "GATEWAY_MAX_COST")
 
 
-def test_a_body_past_the_limit_is_refused_unread(limited: Callable[..., Gateway]) -> None:
-    gw = limited(max_body_bytes=4096)
+def test_a_body_past_the_limit_is_refused_unread(gateways: Callable[..., Gateway]) -> None:
+    gw = gateways(max_body_bytes=4096)
     padding = " " * 5000
     query = "{ legalEntities { totalCount } }"
     declared = gw.client.post("/graphql", json={"query": query + padding})
@@ -90,9 +71,9 @@ def test_a_body_past_the_limit_is_refused_unread(limited: Callable[..., Gateway]
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "generic"])
 def test_a_read_past_the_time_limit_is_refused_and_the_gateway_goes_on(
-    fast: bool, limited: Callable[..., Gateway]
+    fast: bool, gateways: Callable[..., Gateway]
 ) -> None:
-    gw = limited("postgresql", operation_seconds=1.0, fast_reads=fast)
+    gw = gateways("postgresql", operation_seconds=1.0, fast_reads=fast)
     lock = TableLock(gw.fno_url)  # another client holds the table: the read waits
     lock.take("custcustomerv3entity")
     try:
@@ -106,8 +87,8 @@ def test_a_read_past_the_time_limit_is_refused_and_the_gateway_goes_on(
     assert len(gw.data(NESTED, {"first": 5})["customersV3"]["nodes"]) == 5
 
 
-def test_each_caller_has_its_own_rate(limited: Callable[..., Gateway]) -> None:
-    gw = limited(rate_limit="5/minute")
+def test_each_caller_has_its_own_rate(gateways: Callable[..., Gateway]) -> None:
+    gw = gateways(rate_limit="5/minute")
     query = {"query": "{ legalEntities { totalCount } }"}
     first, second = _reader(gw), {"Authorization": f"Bearer {gw.token(sub='other')}"}
     answers = [gw.client.post("/graphql", json=query, headers=first) for _ in range(6)]
