@@ -8,6 +8,7 @@ the same shared state and nothing is counted twice.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from typing import Any, Protocol
@@ -51,6 +52,11 @@ class Metrics:
         self.websockets = Gauge(
             "fno_gateway_websocket_connections",
             "Open GraphQL WebSocket connections (subscriptions).",
+            registry=self.registry,
+        )
+        self.tasks = Gauge(
+            "fno_gateway_tasks",
+            "asyncio tasks alive in this process: flat under steady load, or something leaks.",
             registry=self.registry,
         )
         self.event_listeners = Gauge(
@@ -117,6 +123,7 @@ class Metrics:
     ) -> bytes:
         """The text exposition, with the backlog read from the stores now."""
         self.event_listeners.set(listeners)
+        self.tasks.set(len(asyncio.all_tasks()))
         for name, store in stores.items():
             self.outbox.labels(name).set(await store.outbox_depth())
         now = dt.datetime.now(dt.UTC)
