@@ -61,11 +61,11 @@ class SchemaHolder:
     def __init__(
         self,
         catalog: CatalogService,
-        max_depth: int,
+        limits: dict[str, int],
         dataverse: Callable[[], Awaitable[ResolvedCatalog | None]] | None = None,
     ) -> None:
         self._catalog = catalog
-        self._max_depth = max_depth
+        self._limits = limits  # build_schema's: max_depth, max_aliases, max_tokens
         self._dataverse = dataverse
         self._lock = asyncio.Lock()
         self.current: GatewaySchema | None = None
@@ -90,7 +90,7 @@ class SchemaHolder:
             if self.current is not None and self.current.catalog_version == version:
                 return
             schema = await anyio.to_thread.run_sync(
-                lambda: build_schema(resolved, max_depth=self._max_depth, dataverse=tables)
+                lambda: build_schema(resolved, dataverse=tables, **self._limits)
             )
             self.current = schema
             log.info("schema %s in service: %d entities", resolved.version, len(resolved.entities))
@@ -171,7 +171,12 @@ class Runtime:
         )
         services.writes.use_relay(relay.wake)
         notifier.also_wake(services.stream.wake)  # the relay logged events
-        schemas = SchemaHolder(catalog, settings.max_depth, linked.catalog)
+        limits = {
+            "max_depth": settings.max_depth,
+            "max_aliases": settings.max_aliases,
+            "max_tokens": settings.max_tokens,
+        }
+        schemas = SchemaHolder(catalog, limits, linked.catalog)
         await schemas.rebuild()  # opens the linked Dataverse store, if there is one
         await services.dualwrite.refresh()
         catalog.on_change(schemas.rebuild)

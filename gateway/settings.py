@@ -147,6 +147,10 @@ class Settings(BaseSettings):
     )
     max_page_size: int = Field(10_000, ge=1, description="Largest first/last a connection accepts.")
     max_depth: int = Field(12, ge=1, description="Deepest selection a query may have.")
+    max_aliases: int = Field(50, ge=1, description="Most aliases a query may use.")
+    max_tokens: int = Field(
+        10_000, ge=100, description="Most tokens (names, punctuation, values) a document may have."
+    )
     max_cost: int = Field(
         2_000_000,
         ge=1,

@@ -5,6 +5,7 @@ codes, and errors that carry `extensions.code`."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -129,10 +130,40 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
             f"internal error; the gateway log has the details under id {error_id}"
         )
         extensions["code"] = "INTERNAL_SERVER_ERROR"
+    elif (limit := _limit(error.message)) is not None:
+        formatted["message"], extensions["limit"] = limit
+        extensions["code"] = "LIMIT_EXCEEDED"
     elif "code" not in extensions:
         extensions["code"] = _classify(error)
     formatted["extensions"] = extensions
     return formatted
+
+
+_LIMITS = (  # the parser's and validation rules' refusals, named by the setting to change
+    (
+        re.compile(r"exceeds maximum operation depth of (\d+)"),
+        "GATEWAY_MAX_DEPTH",
+        "the query nests deeper than {0} levels",
+    ),
+    (
+        re.compile(r"(\d+) aliases found\. Allowed: (\d+)"),
+        "GATEWAY_MAX_ALIASES",
+        "the query uses {0} aliases, more than {1}",
+    ),
+    (
+        re.compile(r"Document contains more than (\d+) tokens"),
+        "GATEWAY_MAX_TOKENS",
+        "the document has more than {0} tokens",
+    ),
+)
+
+
+def _limit(message: str) -> tuple[str, str] | None:
+    for pattern, setting, says in _LIMITS:
+        found = pattern.search(message)
+        if found:
+            return f"{says.format(*found.groups())}, past the limit ({setting})", setting
+    return None
 
 
 def _classify(error: GraphQLError) -> str:

@@ -126,3 +126,16 @@ def test_a_rate_that_does_not_parse_is_a_configuration_error(tmp_path: Path) -> 
 
 def _reader(gw: Gateway) -> dict[str, str]:
     return {"Authorization": f"Bearer {gw.reader}"}
+
+
+def test_depth_aliases_and_tokens_are_refused_naming_their_setting(
+    gateways: Callable[..., Gateway],
+) -> None:
+    gw = gateways(max_depth=5, max_aliases=3, max_tokens=200)
+    deep = '{ customersV3(company: "USMF") { nodes { salesOrders { nodes { customer { '
+    deep += "salesOrders { nodes { salesOrderNumber } } } } } } } }"
+    assert "5 levels" in refused(gw.query(deep), "GATEWAY_MAX_DEPTH")
+    aliases = "{ " + " ".join(f"a{n}: __typename" for n in range(4)) + " }"
+    assert "4 aliases, more than 3" in refused(gw.query(aliases), "GATEWAY_MAX_ALIASES")
+    tokens = "{ " + " ".join("__typename" for _ in range(300)) + " }"
+    assert "200 tokens" in refused(gw.query(tokens), "GATEWAY_MAX_TOKENS")
