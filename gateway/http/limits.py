@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -14,18 +15,18 @@ from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from gateway.http.fast_lane import ASGIApp, Receive, Scope, Send
+from gateway.kernel.errors import GatewayError, LimitExceeded
 
 
 class _TooLarge(Exception):
     pass
 
 
-async def _refuse(
-    send: Send, status: int, message: str, limit: str, headers: list[tuple[bytes, bytes]]
+async def refuse(
+    send: Send, status: int, error: GatewayError, headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
-    body = orjson.dumps(
-        {"errors": [{"message": message, "extensions": {"code": "LIMIT_EXCEEDED", "limit": limit}}]}
-    )
+    """Answer a request refused as a whole, before the application saw it."""
+    body = orjson.dumps({"errors": [{"message": error.message, "extensions": error.extensions}]})
     await send(
         {
             "type": "http.response.start",
@@ -79,7 +80,7 @@ class BodyLimit:
             f"the request body is larger than the limit of {self.limit:,} bytes "
             "(GATEWAY_MAX_BODY_BYTES)"
         )
-        await _refuse(send, 413, message, "GATEWAY_MAX_BODY_BYTES", [])
+        await refuse(send, 413, LimitExceeded(message, limit="GATEWAY_MAX_BODY_BYTES"))
 
 
 class RateLimit:
@@ -107,7 +108,7 @@ class RateLimit:
                     f"is '{self.rates_text}'); try again in {wait} s"
                 )
                 headers = [(b"retry-after", str(wait).encode())]
-                await _refuse(send, 429, message, "GATEWAY_RATE_LIMIT", headers)
+                await refuse(send, 429, LimitExceeded(message, "GATEWAY_RATE_LIMIT"), headers)
                 return
         await self.app(scope, receive, send)
 

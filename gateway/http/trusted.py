@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 
 from gateway.http.fast_lane import ASGIApp, Receive, Scope, Send, read_body, replay
+from gateway.http.limits import refuse
 from gateway.kernel.errors import BadUserInput, GatewayError, LimitExceeded
 
 
@@ -82,50 +83,43 @@ class TrustedLane:
         if scope["type"] != "http" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
+        body = await read_body(receive) if scope["method"] == "POST" else b""
         try:
-            if scope["method"] == "GET":
-                params = dict(parse_qsl(scope["query_string"].decode()))
-                if not params.keys() & {"query", "documentId", "extensions"}:
-                    await self.app(scope, receive, send)  # the playground's page
-                    return
-                if "extensions" in params:
+            scope, body = self._resolved(scope, body)
+        except GatewayError as exc:
+            await refuse(send, 400, exc)
+            return
+        posted = scope["method"] == "POST"
+        await self.app(scope, replay(body, receive) if posted else receive, send)
+
+    def _resolved(self, scope: Scope, body: bytes) -> tuple[Scope, bytes]:
+        """The request with a named document's text in it (checked in only-trusted mode)."""
+        if scope["method"] == "GET":
+            params: dict[str, Any] = dict(parse_qsl(scope["query_string"].decode()))
+            if not params.keys() & {"query", "documentId", "extensions"}:
+                return scope, body  # the playground's page
+            if "extensions" in params:
+                try:
                     params["extensions"] = orjson.loads(params["extensions"])
-                resolved = self.documents.resolve(params)
-                if resolved is not params:
-                    scope = {**scope, "query_string": urlencode(resolved).encode()}
-                await self.app(scope, receive, send)
-                return
-            if scope["method"] != "POST":
-                await self.app(scope, receive, send)
-                return
-            body = await read_body(receive)
-            try:
-                parsed: Any = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                parsed = None
-            if isinstance(parsed, dict):
-                resolved = self.documents.resolve(parsed)
-                if resolved is not parsed:
-                    body = orjson.dumps(resolved)
-                    headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
-                    headers.append((b"content-length", str(len(body)).encode()))
-                    scope = {**scope, "headers": headers}
-            elif self.documents.only:  # a body that names no document
-                self.documents.check(None)
-            await self.app(scope, replay(body, receive), send)
-        except (GatewayError, orjson.JSONDecodeError) as exc:
-            error = exc if isinstance(exc, GatewayError) else BadUserInput("extensions: not JSON")
-            body = orjson.dumps(
-                {"errors": [{"message": error.message, "extensions": error.extensions}]}
-            )
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 400,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+                except orjson.JSONDecodeError:
+                    raise BadUserInput("extensions: not JSON") from None
+            resolved = self.documents.resolve(params)
+            if resolved is not params:
+                scope = {**scope, "query_string": urlencode(resolved).encode()}
+            return scope, body
+        if scope["method"] != "POST":
+            return scope, body
+        try:
+            parsed: Any = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            parsed = None  # the endpoint says what is wrong with it
+        if not isinstance(parsed, dict):
+            self.documents.check(None)  # names no document: refused in only-trusted mode
+            return scope, body
+        resolved = self.documents.resolve(parsed)
+        if resolved is parsed:
+            return scope, body
+        body = orjson.dumps(resolved)
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        return {**scope, "headers": headers}, body

@@ -48,11 +48,9 @@ class TooManyConnections(Exception):
         self.reason = reason
 
 
-def _formatted(exc: GatewayError) -> GraphQLFormattedError:
-    return GraphQLError(exc.message, extensions=exc.extensions).formatted
-
-
-def _refusal(view: Any, payload: Any, running: int, limit: int | None) -> Any:
+def _refusal(
+    view: Any, payload: Any, running: int, limit: int | None
+) -> GraphQLFormattedError | None:
     """Why a new operation may not start on this connection (None: it may), after
     putting a trusted document's text in its payload."""
     trusted = cast(GraphQLWebSocket, view).trusted
@@ -66,7 +64,7 @@ def _refusal(view: Any, payload: Any, running: int, limit: int | None) -> Any:
                 limit="GATEWAY_WS_MAX_SUBSCRIPTIONS",
             )
     except GatewayError as exc:
-        return _formatted(exc)
+        return GraphQLError(exc.message, extensions=exc.extensions).formatted
     return None
 
 
