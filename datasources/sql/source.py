@@ -102,6 +102,8 @@ class SqlDataSource:
                     await tracking.unmark(conn)
         except DBAPIError as exc:
             raise UpstreamFailed(f"the store refused the change: {describe(exc)}") from exc
+        except OSError as exc:  # the connection broke (a restart): nothing was committed
+            raise UpstreamFailed(f"the store could not be reached: {exc}") from exc
 
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[_Held]:
@@ -189,6 +191,8 @@ class SqlDataSource:
                 return page
         except DBAPIError as exc:
             raise UpstreamFailed(f"the F&O store failed the read: {exc.orig}") from exc
+        except OSError as exc:  # no connection to be had (a restart)
+            raise UpstreamFailed(f"the F&O store could not be reached: {exc}") from exc
 
     def prepare_json(self, reads: Sequence[tuple[QueryPlan, Shape]]) -> object | None:
         """One statement answering every read with its response JSON; None for a read

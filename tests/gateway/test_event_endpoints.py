@@ -50,7 +50,9 @@ class Receiver:
     """A real HTTP server that answers 500 to the first `failures` requests, then 200,
     and keeps what it received: body, headers, and whether the signature held."""
 
-    def __init__(self, failures: int = 0) -> None:
+    def __init__(self, failures: int = 0, port: int = 0) -> None:
+        """`port`: where to listen (0: any free one; a receiver back after an outage
+        listens where it did before)."""
         self.failures = failures
         self.delay = 0.0  # seconds before each answer: a slow receiver
         self.secret = ""
@@ -80,7 +82,7 @@ class Receiver:
             def log_message(self, *_args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

@@ -1,5 +1,5 @@
-"""Faults survived with nothing lost: PostgreSQL restarted under a stream of writes,
-and the message broker down while events are raised.
+"""Faults survived with nothing lost: PostgreSQL restarted under a stream of writes
+and reads, and the message broker or a webhook receiver down while events are raised.
 
 The tests run servers of their own (the machine's PostgreSQL and NATS binaries, fresh
 data folders, free ports), so stopping them disturbs nothing else. Afterwards every
@@ -37,11 +37,14 @@ from tests.gateway.test_event_endpoints import (
     DELIVERIES,
     ERRORS,
     RESEND,
+    Receiver,
     activate,
 )
 from tests.gateway.test_replicas import bearer
 from tests.gateway.test_setup_kill import Server, free_port
 from tests.test_writes import CREATE
+
+READ = '{ customersV3(company: "USMF", first: 3) { nodes { customerAccount } } }'
 
 
 @dataclass
@@ -147,45 +150,57 @@ def test_a_postgresql_restart_under_writes_loses_nothing(
             "GATEWAY_DEMO": "false",
             "GATEWAY_JWT_SECRET": JWT_SECRET,
             "GATEWAY_POLL_SECONDS": "0.2",
-            "GATEWAY_LOG_LEVEL": "critical",
-        }
+            "GATEWAY_LOG_LEVEL": "error",
+        },
+        output=tmp_path / "gateway.log",
     )
     headers = {"Authorization": f"Bearer {bearer('writer')}"}
     outcomes: dict[str, bool] = {}  # account: acknowledged
+    reads: list[bool] = []  # answered with data
+    refusals: set[str] = set()  # how failures were told: status and code
     stop = threading.Event()
+
+    def send(client: httpx.Client, query: str, variables: dict[str, Any] | None) -> bool:
+        response = client.post(
+            server.url, json={"query": query, "variables": variables}, headers=headers
+        )
+        errors = response.json().get("errors") or []
+        refusals.update(f"{response.status_code} {e['extensions']['code']}" for e in errors)
+        return response.status_code == 200 and not errors
 
     def write() -> None:
         n = 0
         with httpx.Client(timeout=30) as client:
             while not stop.is_set():
                 account = f"FR-{n:05}"
-                try:
-                    body = client.post(
-                        server.url,
-                        json={"query": CREATE, "variables": {"input": customer(account)}},
-                        headers=headers,
-                    ).json()
-                    outcomes[account] = "errors" not in body
-                except httpx.HTTPError:
-                    outcomes[account] = False
+                outcomes[account] = send(client, CREATE, {"input": customer(account)})
                 n += 1
 
-    writer = threading.Thread(target=write)
+    def read() -> None:  # the fast path's own pool, through the restart
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                reads.append(send(client, READ, None))
+
+    threads = [threading.Thread(target=write), threading.Thread(target=read)]
     try:
-        writer.start()
+        for thread in threads:
+            thread.start()
         time.sleep(2)
         before = len(outcomes)
         private_postgres.restart()
         restarted = time.monotonic()
-        while time.monotonic() - restarted < 20:  # until writes go through again
+        while time.monotonic() - restarted < 20:  # until writes and reads go through again
             time.sleep(0.5)
-            recent = list(outcomes.values())[-5:]
+            recent = list(outcomes.values())[-5:] + reads[-5:]
             if len(outcomes) > before + 10 and all(recent):
                 break
         time.sleep(1)
         stop.set()
-        writer.join(timeout=60)
+        for thread in threads:
+            thread.join(timeout=60)
 
+        assert all(reads[-5:]), "reads did not recover"
+        assert refusals <= {"200 UPSTREAM_FAILED"}, refusals  # told plainly, never a 5xx
         acknowledged = {a for a, ok in outcomes.items() if ok}
         assert all(list(outcomes.values())[-5:]), "the gateway did not recover"
         stored = set(
@@ -328,3 +343,49 @@ def test_events_for_a_broker_that_was_down_are_kept_and_resent(
         assert sorted(received) == [f"NF-{n}" for n in range(1, 10)]  # each once, none lost
     finally:
         broker.stop()
+
+
+def test_events_for_a_webhook_receiver_that_was_down_are_kept_and_resent(
+    gateways: Callable[..., Gateway],
+) -> None:
+    """Down longer than its retries last (two tries a second apart): what it missed is
+    kept in the errors store, not dropped, and reaches it once when resent."""
+    gw = gateways()
+    admin = gw.token(Role.ADMIN, sub="ops@contoso.com")
+    writer = gw.token(Role.WRITER, sub="rep@contoso.com")
+    first = Receiver()
+    endpoint = {"name": "hook", "kind": "WEBHOOK", "url": first.url, "tries": 2, "waitSeconds": 1}
+    made = gw.data(CREATE_ENDPOINT, {"input": endpoint}, token=admin)
+    first.secret = made["createBusinessEventEndpoint"]["secret"]
+    activate(gw, admin, "hook")
+
+    def write(accounts: list[str]) -> None:
+        for account in accounts:
+            gw.data(CREATE, {"input": customer(account)}, token=writer)
+
+    def pending() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = gw.data(
+            ERRORS, {"endpoint": "hook", "pending": True}, token=admin
+        )["businessEventErrors"]
+        return found
+
+    write(["HD-1", "HD-2", "HD-3"])
+    wait_for(lambda: len(first.events()) == 3)
+    first.server.shutdown()  # down: connections are refused
+    first.server.server_close()
+    write(["HD-4", "HD-5", "HD-6"])
+    wait_for(lambda: len(pending()) == 3, 60)
+    back = Receiver(port=int(first.url.split(":")[2].split("/")[0]))
+    back.secret = first.secret
+    try:
+        write(["HD-7", "HD-8", "HD-9"])
+        wait_for(lambda: len(back.events()) == 3, 60)
+        resent = gw.data(RESEND, {"ids": [e["id"] for e in pending()]}, token=admin)
+        assert all(r["outcome"]["delivered"] for r in resent["resendBusinessEventErrors"])
+        assert pending() == []
+    finally:
+        back.server.shutdown()
+        back.server.server_close()
+    got = [e["CustomerAccount"] for e in first.events() + back.events()]
+    assert sorted(got) == [f"HD-{n}" for n in range(1, 10)]  # each once, none lost
+    assert all(r["signed"] for r in first.received + back.received)
