@@ -29,7 +29,7 @@ from graphql.execution.values import get_directive_values
 
 from gateway.kernel.catalog import Cardinality, EntityField, EntityMetadata, Relation
 from gateway.kernel.cursor import decode_cursor
-from gateway.kernel.errors import BadUserInput
+from gateway.kernel.errors import BadUserInput, LimitExceeded
 from gateway.kernel.plan import (
     And,
     ChildPlan,
@@ -321,9 +321,10 @@ class Planner:
             if value is not None and value < 0:
                 raise BadUserInput(f"{name} must be zero or more, not {value}")
             if value is not None and value > maximum:
-                raise BadUserInput(
-                    f"{name}: {value} exceeds the maximum page size {maximum}; "
-                    "page through with after/before"
+                raise LimitExceeded(
+                    f"{name}: {value} exceeds the maximum page size {maximum} "
+                    "(GATEWAY_MAX_PAGE_SIZE); page through with after/before",
+                    limit="GATEWAY_MAX_PAGE_SIZE",
                 )
         if first is None and last is None:
             if args.get("before") is not None:

@@ -211,8 +211,8 @@ def test_fragments_and_directives_are_planned(gateway: Gateway) -> None:
 def test_bad_input_gets_codes_not_500(gateway: Gateway) -> None:
     cases = {
         '{ customersV3(company: "USMF", first: 100000) { totalCount } }': (
-            "BAD_USER_INPUT",
-            "maximum page size",
+            "LIMIT_EXCEEDED",
+            "GATEWAY_MAX_PAGE_SIZE",
         ),
         '{ customersV3(company: "USMF", after: "garbage!") { totalCount } }': (
             "BAD_USER_INPUT",
