@@ -224,8 +224,11 @@ class Authenticator:
         description: str = "",
     ) -> tuple[ApiKey, str]:
         """A new API key and its secret, which is shown this once and never stored."""
-        if not subject.strip():
-            raise BadUserInput("an API key names a subject (a user's email or a service)")
+        subject = subject.strip().lower()
+        if not subject or len(subject) > 200:
+            raise BadUserInput(
+                "an API key names a subject (a user's email or a service) of 1 to 200 characters"
+            )
         allowed = _companies(companies)
         key_id = secrets.token_hex(_ID_LENGTH // 2)
         token = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
@@ -234,8 +237,8 @@ class Authenticator:
                 insert(api_key).values(
                     id=key_id,
                     hash=_digest(token),
-                    subject=subject.strip().lower(),
-                    roles=",".join(sorted(r.value for r in roles)),
+                    subject=subject,
+                    roles=",".join(sorted({r.value for r in roles})),
                     companies=None if allowed is None else ",".join(sorted(allowed)),
                     description=description[:200],
                     created_at=dt.datetime.now(dt.UTC),

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ClauseElement, event
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import Dialect, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from gateway.kernel.errors import BadUserInput
 from gateway.kernel.plan import Slot
 
 BUSY_MS = 5000  # how long a SQLite writer waits for another to finish
@@ -37,6 +38,7 @@ def create_engine(url: str, pool_size: int | None = None, **options: Any) -> Asy
     engine = create_async_engine(full, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine, "handle_error", _refused_value)
     return engine
 
 
@@ -50,6 +52,22 @@ async def dispose_when_idle(engine: AsyncEngine, wait: float = 5.0) -> None:
             break
         await asyncio.sleep(0.05)
     await engine.dispose()
+
+
+_REFUSED = {  # data exceptions (SQLSTATE class 22) a person can fix, in their words
+    "22001": "a value is longer than the store keeps ({0})",
+    "22021": "text may not contain the NUL character (U+0000)",
+}
+
+
+def _refused_value(context: ExceptionContext) -> None:
+    """A value the store cannot hold (too long, out of range, a NUL character in text:
+    PostgreSQL refuses what SQLite keeps) is the caller's to fix: BAD_USER_INPUT,
+    wherever the statement came from. The transaction is rolled back as for any error."""
+    sqlstate = getattr(context.original_exception, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+        says = _REFUSED.get(sqlstate, "the store refused a value: {0}")
+        raise BadUserInput(says.format(context.original_exception)) from None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -6,11 +6,26 @@ leaked detail of the implementation, and its data fits the schema."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
-from graphql import GraphQLSchema, build_schema, execute, parse, print_schema
+from graphql import (
+    GraphQLEnumType,
+    GraphQLInputObjectType,
+    GraphQLInputType,
+    GraphQLList,
+    GraphQLScalarType,
+    GraphQLSchema,
+    build_schema,
+    execute,
+    get_named_type,
+    get_nullable_type,
+    is_leaf_type,
+    is_required_input_field,
+    parse,
+    print_schema,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, mutations, nodes, queries
@@ -92,3 +107,68 @@ def test_generated_operations_never_break_the_gateway(
         fuzz(queries(sdl, custom_scalars=SCALARS, mode=Mode.NEGATIVE), 50)
     finally:
         client.close()
+
+
+def minimal(kind: GraphQLInputType) -> Any:
+    """A value of the type that parses: the smallest of each scalar, required fields only."""
+    kind = get_nullable_type(kind)
+    if isinstance(kind, GraphQLList):
+        return [minimal(kind.of_type)]
+    if isinstance(kind, GraphQLEnumType):
+        return next(iter(kind.values))
+    if isinstance(kind, GraphQLInputObjectType):
+        return {n: minimal(f.type) for n, f in kind.fields.items() if is_required_input_field(f)}
+    return {"Int": 0, "Long": 0, "Float": 0.0, "Boolean": False, "JSON": {}}.get(
+        kind.name, "x" if kind.name in {"String", "ID"} else SCALAR_SAMPLES.get(kind.name, "x")
+    )
+
+
+SCALAR_SAMPLES = {"Date": "2026-01-01", "DateTime": "2026-01-01T00:00:00Z", "Decimal": "1"}
+
+
+def oversized(kind: GraphQLInputType) -> Iterator[Any]:
+    """Values past any column's width: each string field in turn 5,000 characters long,
+    each list 200 items long (repeats included)."""
+    kind = get_nullable_type(kind)
+    if isinstance(kind, GraphQLList):
+        yield [minimal(kind.of_type)] * 200
+        yield from ([item] for item in oversized(kind.of_type))
+    elif isinstance(kind, GraphQLInputObjectType):
+        base = minimal(kind)
+        for name, field in kind.fields.items():
+            yield from ({**base, name: value} for value in oversized(field.type))
+    elif isinstance(kind, GraphQLScalarType) and kind.name in {"String", "ID"}:
+        yield "é" * 5000
+
+
+def test_oversized_arguments_are_refused_plainly(
+    control_plane: Callable[..., Gateway],
+) -> None:
+    """Every mutation with each of its arguments in turn past any width the stores keep:
+    the answer is a result or a refusal, never an internal error (PostgreSQL enforces
+    column widths that SQLite does not)."""
+    gw = control_plane()
+    schema = gw.runtime.schemas.current._schema  # type: ignore[union-attr]
+    admin = {"Authorization": f"Bearer {gw.token(Role.ADMIN, sub='admin@contoso.com')}"}
+    sent, problems = 0, []
+    with httpx.Client(base_url=gw.url, headers=admin, timeout=30) as client:
+        for name, field in schema.mutation_type.fields.items():
+            declared = ", ".join(f"${a}: {arg.type}" for a, arg in field.args.items())
+            passed = ", ".join(f"{a}: ${a}" for a in field.args)
+            selection = " { __typename }" if not is_leaf_type(get_named_type(field.type)) else ""
+            query = f"mutation({declared}) {{ {name}({passed}){selection} }}"
+            base = {a: minimal(arg.type) for a, arg in field.args.items()}
+            for argument, arg in field.args.items():
+                for value in oversized(arg.type):
+                    body = {"query": query, "variables": {**base, argument: value}}
+                    response = client.post("/graphql", json=body)
+                    sent += 1
+                    if response.status_code >= 500:
+                        problems.append((name, argument, response.text))
+                        continue
+                    for error in response.json().get("errors") or []:
+                        internal = error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+                        if internal or LEAKS.search(error["message"]):
+                            problems.append((name, argument, error["message"]))
+    assert sent > 100
+    assert not problems, problems

@@ -72,3 +72,20 @@ def test_hostile_filter_values_stay_parameters(gateway: Gateway) -> None:
 
 def _graphql_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@pytest.mark.parametrize("gateway", READ_PATHS, indirect=True)
+def test_values_a_store_cannot_hold_are_refused_plainly(gateway: Gateway) -> None:
+    """PostgreSQL keeps no NUL character in text and no value past a column's width;
+    SQLite keeps both. Either way the answer is data or BAD_USER_INPUT, on every path."""
+    for value in ["a\x00b", "é" * 5000]:
+        for operator in OPERATORS:
+            body = gateway.query(
+                'query($v: String!) { customersV3(company: "USMF", first: 5, where: '
+                f"{{customerAccount: {{{operator}: $v}}}}) {{ nodes {{ customerAccount }} }} }}",
+                {"v": value},
+            )
+            for error in body.get("errors") or []:
+                assert error["extensions"]["code"] == "BAD_USER_INPUT", (operator, error)
+            if "errors" not in body and operator in ("eq", "contains", "startsWith"):
+                assert body["data"]["customersV3"]["nodes"] == [], (operator, body)
