@@ -140,13 +140,13 @@ async def readyz(request: Request) -> Response:
     is not, otherwise."""
     runtime: Runtime = request.app.state.runtime
     checks = {"schema": "ok" if runtime.schemas.current is not None else "not built yet"}
-    engines = {"control store": runtime.control_engine, "F&O store": runtime.fno.engine}
+    probes = {"control store": runtime.control_ping, "F&O store": runtime.fno.ping}
     if runtime.linked.source is not None:
-        engines["Dataverse store"] = runtime.linked.source.engine
-    for name, engine in engines.items():
+        probes["Dataverse store"] = runtime.linked.source.ping
+    for name, ping in probes.items():
         try:
-            async with asyncio.timeout(READY_TIMEOUT), engine.connect() as conn:
-                await conn.exec_driver_sql("SELECT 1")
+            async with asyncio.timeout(READY_TIMEOUT):
+                await ping()
             checks[name] = "ok"
         except Exception as exc:  # any failure to answer is "not ready", said as it is
             checks[name] = f"unreachable: {type(exc).__name__}: {exc}"[:300]

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from datasources.sql.source import SqlDataSource
 from gateway.dualwrite.tables import queue
 from gateway.events.tables import error
 from gateway.jobs import job
@@ -25,6 +25,10 @@ from gateway.jobs import job
 OPERATION_NAMES = 200  # distinct operation names kept as labels; later ones count as "other"
 _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Outbox(Protocol):
+    async def outbox_depth(self) -> int: ...
 
 
 class Observer(Protocol):
@@ -119,7 +123,7 @@ class Metrics:
             self.also.failed(code)
 
     async def render(
-        self, control: AsyncEngine, stores: dict[str, SqlDataSource], listeners: int
+        self, control: AsyncEngine, stores: Mapping[str, Outbox], listeners: int
     ) -> bytes:
         """The text exposition, with the backlog read from the stores now."""
         self.event_listeners.set(listeners)

@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from datasources.dataverse.provisioner import Location
 from datasources.fno_demo.generate import build_demo_store
+from datasources.odata.endpoint import Endpoint, is_odata
+from datasources.odata.source import ODataSource
 from datasources.sql import notify
 from datasources.sql.engine import create_engine, dispose_when_idle
 from datasources.sql.source import SqlDataSource
@@ -102,9 +104,8 @@ SCHEMA_CHANNEL = "fno_schema_changed"  # the catalog or the Dataverse link chang
 @dataclass
 class Runtime:
     settings: Settings
-    fno_engine: AsyncEngine
     control_engine: AsyncEngine
-    fno: SqlDataSource
+    fno: SqlDataSource | ODataSource
     catalog: CatalogService
     schemas: SchemaHolder
     limits: ReadLimits
@@ -121,8 +122,12 @@ class Runtime:
     def auth(self) -> Authenticator:
         return self.services.auth
 
+    async def control_ping(self) -> None:
+        async with self.control_engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
     async def render_metrics(self) -> bytes:
-        stores = {"fno": self.fno}
+        stores: dict[str, SqlDataSource | ODataSource] = {"fno": self.fno}
         if self.linked.source is not None:
             stores["dataverse"] = self.linked.source
         return await self.metrics.render(
@@ -144,18 +149,14 @@ class Runtime:
     async def open(cls, settings: Settings) -> Runtime:
         if settings.uses_data_dir:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        fno_engine = create_engine(settings.store_url("fno"), settings.pool_size)
         control_engine = create_engine(settings.store_url("control"), settings.pool_size)
-        if settings.demo and not await _has_metadata(fno_engine):
-            log.info("creating the demo F&O store (scale %s)", settings.demo_scale)
-            await build_demo_store(fno_engine, settings.demo_scale)
+        fno = await _fno_store(settings, control_engine)
         try:
             await _migrated(settings, control_engine)
         except BaseException:
-            await fno_engine.dispose()
+            await fno.close()
             await control_engine.dispose()
             raise
-        fno = SqlDataSource(fno_engine, settings.read_pool_size)
         await fno.prepare_outbox()
         catalog = CatalogService(control_engine, fno)
         await catalog.sync()
@@ -196,7 +197,6 @@ class Runtime:
         services.stream.start()
         return cls(
             settings=settings,
-            fno_engine=fno_engine,
             control_engine=control_engine,
             fno=fno,
             catalog=catalog,
@@ -229,6 +229,19 @@ class Runtime:
         await dispose_when_idle(self.control_engine)
 
 
+async def _fno_store(settings: Settings, control: AsyncEngine) -> SqlDataSource | ODataSource:
+    """The F&O store its URL names: a database (the demo one made if asked and missing),
+    or an OData service, whose changes' events wait in the control store."""
+    url = settings.store_url("fno")
+    if is_odata(url):
+        return ODataSource(Endpoint.parse(url), events=control)
+    engine = create_engine(url, settings.pool_size)
+    if settings.demo and not await _has_metadata(engine):
+        log.info("creating the demo F&O store (scale %s)", settings.demo_scale)
+        await build_demo_store(engine, settings.demo_scale)
+    return SqlDataSource(engine, settings.read_pool_size)
+
+
 async def _migrated(settings: Settings, engine: AsyncEngine) -> None:
     """The control store at this gateway's revision: migrated now, or already."""
     if settings.migrate_on_start:
@@ -243,7 +256,7 @@ async def _migrated(settings: Settings, engine: AsyncEngine) -> None:
 
 
 async def _control_plane(
-    settings: Settings, control: AsyncEngine, fno: SqlDataSource
+    settings: Settings, control: AsyncEngine, fno: SqlDataSource | ODataSource
 ) -> tuple[Services, JobRunner, Notifier, LinkedDataverse, ChangeTracker]:
     notifier = Notifier(settings.poll_seconds)
     lease = dt.timedelta(seconds=settings.job_lease_seconds)

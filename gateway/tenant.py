@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from datasources.dataverse.provisioner import store_size
+from datasources.odata.endpoint import Endpoint, is_odata
 from datasources.sql.stores import redact
 from datasources.sql.tables import UtcDateTime
 from gateway.control import control_metadata
@@ -427,9 +428,16 @@ def _environment(row: object) -> Environment:
 
 
 def _check_url(url: str) -> None:
+    if is_odata(url):
+        Endpoint.parse(url)  # says what is wrong with it
+        return
     try:
         backend = make_url(url).get_backend_name()
     except Exception:
-        raise BadUserInput(f"{url!r} is not a store URL (sqlite:///… or postgresql://…)") from None
+        raise BadUserInput(
+            f"{url!r} is not a store URL (sqlite:///…, postgresql://… or https://…/data/)"
+        ) from None
     if backend not in ("sqlite", "postgresql"):
-        raise BadUserInput(f"store URLs are sqlite:///… or postgresql://…, not {backend}://")
+        raise BadUserInput(
+            f"store URLs are sqlite:///…, postgresql://… or https://…/data/, not {backend}://"
+        )

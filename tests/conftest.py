@@ -64,6 +64,19 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+PEER_SECRET = "GATEWAY_TEST_PEER_SECRET"  # the env variable an OData peer's secret is in
+os.environ.setdefault(PEER_SECRET, "s3cret")
+
+
+def odata_url(peer: Any, dialect: str = "fno") -> str:
+    """The store URL of an OData peer (tests/peers), with client credentials from its
+    token endpoint, as a user would name a real F&O environment's."""
+    return (
+        f"{peer.url}?tenant=contoso&client_id=gateway&client_secret=env:{PEER_SECRET}"
+        f"&authority={peer.authority}&dialect={dialect}"
+    )
+
+
 @pytest.fixture(scope="session")
 def pg_admin() -> str:
     reason = _pg_available()
@@ -216,7 +229,7 @@ class Gateway:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=timeout)
 
     def count_statements(self) -> StatementCounter:
-        return StatementCounter(self.runtime.fno_engine.sync_engine)
+        return StatementCounter(self.runtime.fno.engine.sync_engine)  # type: ignore[union-attr]
 
 
 class StatementCounter:

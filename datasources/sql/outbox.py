@@ -20,6 +20,7 @@ from sqlalchemy import (
     any_,
     cast,
     delete,
+    func,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -52,6 +53,11 @@ async def ensure(conn: AsyncConnection) -> None:
 async def add(conn: AsyncConnection, events: Sequence[Mapping[str, Any]]) -> None:
     if events:
         await conn.execute(outbox.insert(), [dict(e) for e in events])
+
+
+async def depth(conn: AsyncConnection) -> int:
+    """Events waiting."""
+    return int(await conn.scalar(select(func.count()).select_from(outbox)) or 0)
 
 
 async def take(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import Table, event, func, select
+from sqlalchemy import Table, event, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -31,7 +31,7 @@ from datasources.sql.writes import WriteUnit
 from gateway.kernel.catalog import Cardinality, EntityMetadata
 from gateway.kernel.change import Change, TrackedChange
 from gateway.kernel.errors import UpstreamFailed
-from gateway.kernel.plan import ChildPlan, Connection, PageRequest, QueryPlan, Row, child_slot
+from gateway.kernel.plan import ChildPlan, Connection, QueryPlan, Row, child_slot, page_of
 from gateway.kernel.shape import Shape
 
 Key = tuple[Any, ...]
@@ -69,6 +69,11 @@ class SqlDataSource:
         async with self.reader.connect() as conn:
             result = await conn.execute(select(dataarea.c.id).order_by(dataarea.c.id))
             return list(result.scalars())
+
+    async def ping(self) -> None:
+        """Raise unless the store answers."""
+        async with self.reader.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
 
     async def close(self) -> None:
         for listener in self._listeners:
@@ -137,8 +142,7 @@ class SqlDataSource:
     async def outbox_depth(self) -> int:
         """Events committed here and not yet taken into the event log."""
         async with self.reader.connect() as conn:
-            depth = await conn.scalar(select(func.count()).select_from(outbox.outbox))
-        return int(depth or 0)
+            return await outbox.depth(conn)
 
     async def take_events(self, limit: int) -> list[dict[str, Any]]:
         """The oldest events in the outbox."""
@@ -261,7 +265,7 @@ class SqlDataSource:
             total = (await conn.execute(self.statements.count(plan))).scalar_one()
         if plan.page is None:
             return Connection(rows, plan.order, total=total)
-        return _page(rows, plan, plan.page, total)
+        return page_of(rows, plan, total)
 
     async def _levels(self, conn: AsyncConnection, plan: QueryPlan, rows: list[Row]) -> None:
         for child in plan.children:
@@ -302,11 +306,11 @@ class SqlDataSource:
             key = tuple(parent[s] for s in sources)
             if key not in pages:
                 total = totals.get(key, 0) if plan.total else None
-                if plan.total and key not in totals and _has_cursor(plan.page):
+                if plan.total and key not in totals and plan.page.has_cursor:
                     # every row of this parent lies before the cursor: count them alone
                     match = dict(zip(targets, key, strict=True))
                     total = (await conn.execute(self.statements.count(plan, match))).scalar_one()
-                pages[key] = _page(grouped.get(key, []), plan, plan.page, total)
+                pages[key] = page_of(grouped.get(key, []), plan, total)
             parent[slot] = pages[key]
         return [row for page in pages.values() for row in page.rows]
 
@@ -345,17 +349,3 @@ async def _nothing_to_reset(_conn: asyncpg.Connection) -> None:
 class _PreparedJson:
     statement: DriverStatement
     reads: int
-
-
-def _has_cursor(page: PageRequest) -> bool:
-    return page.after is not None or page.before is not None
-
-
-def _page(rows: list[Row], plan: QueryPlan, page: PageRequest, total: int | None) -> Connection:
-    """Trim the look-ahead row and tell Relay what lies beyond the page."""
-    more = len(rows) > page.limit
-    del rows[page.limit :]
-    if page.backwards:
-        rows.reverse()
-        return Connection(rows, plan.order, page.before is not None, more, total)
-    return Connection(rows, plan.order, more, page.after is not None, total)

@@ -17,7 +17,10 @@ from gateway.kernel.errors import UpstreamFailed
 
 
 def redact(url: str) -> str:
-    """A store URL as it may be shown or logged: without its password."""
+    """A store URL as it may be shown or logged: without its password (an OData
+    store's URL holds none: it names its secret by reference)."""
+    if url.startswith(("http://", "https://")):
+        return url
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:

@@ -121,6 +121,10 @@ class PageRequest:
         return self.last is not None and self.first is None
 
     @property
+    def has_cursor(self) -> bool:
+        return self.after is not None or self.before is not None
+
+    @property
     def limit(self) -> int:
         size = self.last if self.backwards else self.first
         assert size is not None
@@ -181,6 +185,19 @@ class Connection:
     has_previous: bool = False
     total: int | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+def page_of(rows: list[Row], plan: QueryPlan, total: int | None) -> Connection:
+    """The page from rows fetched with one look-ahead row (in the page's own direction):
+    trimmed, in order, with what Relay needs to know of what lies beyond."""
+    page = plan.page
+    assert page is not None
+    more = len(rows) > page.limit
+    del rows[page.limit :]
+    if page.backwards:
+        rows.reverse()
+        return Connection(rows, plan.order, page.before is not None, more, total)
+    return Connection(rows, plan.order, more, page.after is not None, total)
 
 
 def with_key_order(entity: EntityMetadata, order: Sequence[OrderTerm]) -> tuple[OrderTerm, ...]:

@@ -1,0 +1,488 @@
+"""`ODataSource`: an F&O environment's `/data` endpoint (or any OData v4 service) as a
+datasource, read and written through without copying.
+
+A read plan becomes one request: its relations ride along as `$expand` (as deep as
+the dialect allows: F&O expands one level) with each parent's page cut by the
+service; relations beyond are fetched one request per level for every parent at once
+(parent keys as an or-chain), whole, and paged per parent here.
+
+An OData service has no transaction that spans requests and no outbox: a unit applies
+each change when it is given, and the events a change raises are kept in an outbox of
+the gateway's own (the control store) once the service has accepted the change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urljoin
+
+from cachetools import TTLCache
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from datasources.odata.client import Json, ODataClient, loads
+from datasources.odata.csdl import Service, read_metadata
+from datasources.odata.endpoint import Dialect, Endpoint
+from datasources.odata.query import Renderer
+from datasources.sql import outbox
+from gateway.kernel.catalog import Cardinality, EntityMetadata
+from gateway.kernel.change import Change, ChangeKind, TrackedChange
+from gateway.kernel.errors import BadUserInput, NotFound, UpstreamFailed
+from gateway.kernel.plan import ChildPlan, Connection, QueryPlan, Row, child_slot, page_of
+from gateway.kernel.shape import Shape
+
+Key = tuple[Any, ...]
+KEYS_PER_REQUEST = 40  # parent keys in one or-chain: the URL stays well under 8 KB
+_EXPAND_DEPTH = {Dialect.FNO: 1, Dialect.STANDARD: 3}
+
+
+class ODataSource:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        events: AsyncEngine | None = None,
+        client: ODataClient | None = None,
+    ) -> None:
+        """`events`: where the events of changes made through the gateway wait for the
+        relay (the control store); without it, such changes raise none."""
+        self.endpoint = endpoint
+        self.client = client or ODataClient(endpoint)
+        self.expand_depth = _EXPAND_DEPTH[endpoint.dialect]
+        self._events = events
+        self._service: Service | None = None
+        self._loading = asyncio.Lock()
+        self._companies: TTLCache[str, list[str]] = TTLCache(maxsize=1, ttl=60)
+
+    async def service(self) -> Service:
+        if self._service is None:
+            async with self._loading:
+                if self._service is None:
+                    self._service = read_metadata(await self.client.metadata())
+        return self._service
+
+    async def renderer(self) -> Renderer:
+        return Renderer(await self.service(), self.endpoint.dialect)
+
+    async def published_entities(self) -> list[EntityMetadata]:
+        """What `$metadata` says now (read again: this is how the catalog refreshes)."""
+        self._service = read_metadata(await self.client.metadata())
+        return list(self._service.entities)
+
+    async def companies(self) -> list[str]:
+        """The legal entities, from the `LegalEntities` set (kept a minute)."""
+        cached = self._companies.get("all")
+        if cached is not None:
+            return cached
+        service = await self.service()
+        legal = next((e for e in service.entities if e.collection_name == "LegalEntities"), None)
+        found: list[str] = []
+        if legal is not None and legal.has_field("LegalEntityId"):
+            rows = await self._all(legal.collection_name, {"$select": "LegalEntityId"})
+            found = sorted(str(r["LegalEntityId"]).lower() for r in rows)
+        self._companies["all"] = found
+        return found
+
+    async def ping(self) -> None:
+        """Raise unless the service answers (its service document: small, unlike
+        `$metadata`)."""
+        await self.client.get("")
+
+    async def outbox_depth(self) -> int:
+        """Events of changes made here, not yet taken into the event log."""
+        if self._events is None:
+            return 0
+        async with self._events.connect() as conn:
+            return await outbox.depth(conn)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    # reads -------------------------------------------------------------------------
+
+    async def fetch(self, plan: QueryPlan) -> Connection:
+        r = await self.renderer()
+        expanded = self._expandable(plan, 1)
+        params = self._options(r, plan, expanded, 1)
+        company = None
+        if plan.company is not None:
+            company = r.equal(plan.entity, "dataAreaId", plan.company)
+            params["$filter"] = _and(company, params.get("$filter"))
+        self._scope(plan.entity, params)
+        needed = None if plan.page is None else plan.page.limit + 1
+        if plan.total and plan.page is not None and plan.page.has_cursor:
+            # the count is of every row matching, not only of those past the cursor
+            where = _and(company, r.where(plan.entity, plan.where))
+            count = {"$filter": where, "$top": "0", "$count": "true"}
+            self._scope(plan.entity, count)
+            (raw, _), counted = await asyncio.gather(
+                self._rows(plan.entity.collection_name, params, needed),
+                self.client.get(plan.entity.collection_name, _clean(count)),
+            )
+            total: int | None = int(counted.get("@odata.count") or 0)
+        else:
+            raw, total = await self._rows(plan.entity.collection_name, params, needed)
+        rows = [self._convert(r, plan, found, expanded, 1) for found in raw]
+        await self._levels(r, plan, rows, expanded, 1)
+        if plan.page is None:
+            return Connection(rows, plan.order, total=total)
+        return page_of(rows, plan, total)
+
+    def _expandable(self, plan: QueryPlan, level: int) -> list[ChildPlan]:
+        """The children fetched inside their parents' request, at this level below the
+        root: one per relation (OData expands a navigation once per request), as deep
+        as the dialect allows."""
+        if level > self.expand_depth:
+            return []
+        chosen: dict[str, ChildPlan] = {}
+        for child in plan.children:
+            chosen.setdefault(child.relation.name, child)
+        return list(chosen.values())
+
+    def _options(
+        self, r: Renderer, plan: QueryPlan, expanded: Sequence[ChildPlan], level: int
+    ) -> dict[str, str]:
+        """The query options of a plan; `expanded` are its children (at `level`) that
+        ride along."""
+        entity = plan.entity
+        columns = dict.fromkeys([*(f.name for f in entity.key), *plan.required_columns()])
+        params = {"$select": ",".join(columns)}
+        where = r.where(entity, plan.where)
+        order = plan.order
+        page = plan.page
+        if page is not None:
+            if page.backwards:
+                order = tuple(term.reversed() for term in order)
+            boundary = page.before if page.backwards else page.after
+            if boundary is not None:
+                where = _and(where, r.after(entity, order, boundary))
+            params["$top"] = str(page.limit + 1)
+        if where != "true":
+            params["$filter"] = where
+        if order:
+            params["$orderby"] = r.order(entity, order)
+        if plan.total and (page is None or not page.has_cursor):
+            params["$count"] = "true"
+        if expanded:
+            params["$expand"] = ",".join(self._expand(r, c, level) for c in expanded)
+        return params
+
+    def _expand(self, r: Renderer, child: ChildPlan, level: int) -> str:
+        if child.plan.total and child.plan.page is not None and child.plan.page.has_cursor:
+            raise BadUserInput(
+                f"the totalCount of {child.key} past a cursor is not available from an "
+                "OData store; ask for it on the first page"
+            )
+        deeper = self._expandable(child.plan, level + 1)
+        options = self._options(r, child.plan, deeper, level + 1)
+        return f"{child.relation.name}({';'.join(f'{k}={v}' for k, v in options.items())})"
+
+    def _convert(
+        self, r: Renderer, plan: QueryPlan, found: Json, expanded: Sequence[ChildPlan], level: int
+    ) -> Row:
+        row = r.row(plan.entity, found, plan.required_columns())
+        for child in expanded:
+            slot = child_slot(child.key)
+            value = found.get(child.relation.name)
+            deeper = self._expandable(child.plan, level + 1)
+            if child.relation.cardinality is Cardinality.ONE:
+                converted = value and self._convert(r, child.plan, value, deeper, level + 1)
+                row[slot] = converted or None
+                continue
+            page = child.plan.page
+            assert page is not None
+            rows = [self._convert(r, child.plan, item, deeper, level + 1) for item in value or []]
+            total = found.get(f"{child.relation.name}@odata.count")
+            row[slot] = page_of(rows, child.plan, None if total is None else int(total))
+        return row
+
+    async def _levels(
+        self,
+        r: Renderer,
+        plan: QueryPlan,
+        rows: list[Row],
+        expanded: Sequence[ChildPlan],
+        level: int,
+    ) -> None:
+        """Fetch the relations that did not ride along, level by level, for all parents
+        at once; and look below those that did."""
+        for child in plan.children:
+            if not rows:
+                return
+            if child in expanded:
+                below = self._expandable(child.plan, level + 1)
+                found = _rows_in(rows, child_slot(child.key))
+                await self._levels(r, child.plan, found, below, level + 1)
+            else:
+                fetched = await self._child(r, child, rows)
+                await self._levels(r, child.plan, fetched, [], level + 1)
+
+    async def _child(self, r: Renderer, child: ChildPlan, parents: list[Row]) -> list[Row]:
+        """One relation for every parent, in as few requests as the URL length allows;
+        each parent's page is cut from the whole of its rows."""
+        plan = child.plan
+        page = plan.page
+        if page is not None and page.has_cursor:
+            raise BadUserInput(
+                f"{child.key} cannot be read past a cursor this deep in an OData store "
+                f"(it expands {self.expand_depth} level(s)); query it from its own root field"
+            )
+        sources = [s for s, _ in child.relation.constraints]
+        targets = [t for _, t in child.relation.constraints]
+        keys = sorted(
+            {k for k in (tuple(p[s] for s in sources) for p in parents) if None not in k},
+            key=repr,
+        )
+        target = plan.entity
+        grouped: dict[Key, list[Row]] = defaultdict(list)
+        columns = dict.fromkeys([*targets, *plan.required_columns()])
+        base = self._options(r, plan, [], 0)
+        base.pop("$top", None)
+        base.pop("$count", None)
+        base["$select"] = ",".join(dict.fromkeys([*base["$select"].split(","), *columns]))
+        batches = [keys[i : i + KEYS_PER_REQUEST] for i in range(0, len(keys), KEYS_PER_REQUEST)]
+
+        async def batch(chunk: list[Key]) -> list[Json]:
+            match = _or(
+                _and(*(r.equal(target, t, v) for t, v in zip(targets, key, strict=True)))
+                for key in chunk
+            )
+            params = {**base, "$filter": _and(match, base.get("$filter"))}
+            self._scope(target, params)
+            found, _ = await self._rows(target.collection_name, params, None)
+            return found
+
+        for found in await asyncio.gather(*(batch(chunk) for chunk in batches)):
+            for item in found:
+                row = r.row(target, item, list(columns))
+                grouped[tuple(row[t] for t in targets)].append(row)
+
+        if child.relation.cardinality is Cardinality.ONE:
+            for parent in parents:
+                matched = grouped.get(tuple(parent[s] for s in sources))
+                parent[child_slot(child.key)] = matched[0] if matched else None
+            return [rows[0] for rows in grouped.values()]
+        assert page is not None
+        pages: dict[Key, Connection] = {}
+        for parent in parents:
+            key = tuple(parent[s] for s in sources)
+            if key not in pages:
+                rows = list(grouped.get(key, []))
+                total = len(rows) if plan.total else None
+                pages[key] = page_of(rows, plan, total)
+            parent[child_slot(child.key)] = pages[key]
+        return [row for found in pages.values() for row in found.rows]
+
+    async def _rows(
+        self, collection: str, params: Mapping[str, str], needed: int | None
+    ) -> tuple[list[Json], int | None]:
+        """Rows of a collection, following the service's next links until `needed`
+        rows are in (all of them when None); and `@odata.count` if asked for."""
+        body = await self.client.get(collection, _clean(params))
+        rows: list[Json] = list(body.get("value") or [])
+        total = body.get("@odata.count")
+        url = self.endpoint.root + collection
+        while body.get("@odata.nextLink") and (needed is None or len(rows) < needed):
+            url = urljoin(url, str(body["@odata.nextLink"]))
+            body = await self.client.get(url)
+            rows.extend(body.get("value") or [])
+        return rows, None if total is None else int(total)
+
+    async def _all(self, collection: str, params: Mapping[str, str]) -> list[Json]:
+        return (await self._rows(collection, params, None))[0]
+
+    def _scope(self, entity: EntityMetadata, params: dict[str, str]) -> None:
+        """F&O answers for the user's default company unless told otherwise; the
+        gateway always names the company in its filter, so it reads across them."""
+        if self.endpoint.dialect is Dialect.FNO and entity.company_scoped:
+            params["cross-company"] = "true"
+
+    # the JSON fast path is the SQL stores'; reads here always take the generic path
+
+    def prepare_json(self, reads: Sequence[tuple[QueryPlan, Shape]]) -> object | None:
+        return None
+
+    async def fetch_json(
+        self, prepared: object, arguments: Mapping[str, Any]
+    ) -> list[str | None] | None:
+        return None
+
+    # writes ------------------------------------------------------------------------
+
+    async def write(
+        self,
+        entity: EntityMetadata,
+        targets: Mapping[str, EntityMetadata],
+        change: Change,
+        values: Mapping[str, Any],
+    ) -> tuple[Row | None, Row | None]:
+        async with self.unit() as unit:
+            return await unit.apply(entity, targets, change, values)
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[ODataUnit]:
+        unit = ODataUnit(self, await self.renderer())
+        yield unit
+        if unit.events and self._events is not None:
+            async with self._events.begin() as conn:
+                await outbox.add(conn, unit.events)
+
+    async def read_row(
+        self, entity: EntityMetadata, key: Mapping[str, Any]
+    ) -> tuple[Row | None, str]:
+        """The row with this key as it is now, and its ETag (`*` if the service sends none)."""
+        r = await self.renderer()
+        params: dict[str, str] = {}
+        self._scope(entity, params)
+        response = await self.client.send(
+            "GET", r.key_path(entity, key), params=params, idempotent=True
+        )
+        if response.status_code == 404:
+            return None, "*"
+        found = loads(response)
+        etag = response.headers.get("etag") or str(found.get("@odata.etag") or "*")
+        return r.row(entity, found, [f.name for f in entity.fields]), etag
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[Any]:
+        raise UpstreamFailed("an OData store cannot hold rows for a writer; this needs a SQL store")
+        yield  # pragma: no cover
+
+    # events and change tracking ------------------------------------------------------
+
+    async def prepare_outbox(self) -> None:
+        if self._events is not None:
+            async with self._events.begin() as conn:
+                await outbox.ensure(conn)
+
+    def watch_events(self, wake: Callable[[], None]) -> None:
+        """The relay looks periodically; the unit wakes it after each write anyway."""
+
+    async def take_events(self, limit: int) -> list[dict[str, Any]]:
+        if self._events is None:
+            return []
+        async with self._events.connect() as conn:
+            return await outbox.take(conn, limit)
+
+    async def forget_events(self, ids: Sequence[int]) -> None:
+        if self._events is not None:
+            async with self._events.begin() as conn:
+                await outbox.forget(conn, ids)
+
+    async def track(self, entities: Sequence[EntityMetadata]) -> None:
+        raise UpstreamFailed(
+            "an OData store publishes no log of what others write; dual-write and data "
+            "events from such writes need the F&O store's database"
+        )
+
+    async def changes(self, entities: Sequence[EntityMetadata], limit: int) -> list[TrackedChange]:
+        return []
+
+    async def forget(self, ids: Sequence[int], events: Sequence[Mapping[str, Any]] = ()) -> None:
+        if events and self._events is not None:
+            async with self._events.begin() as conn:
+                await outbox.add(conn, events)
+
+
+class ODataUnit:
+    """Changes applied one request each, as they are given (see the module's note)."""
+
+    def __init__(self, source: ODataSource, renderer: Renderer) -> None:
+        self._source = source
+        self._r = renderer
+        self.events: list[dict[str, Any]] = []
+
+    async def apply(
+        self,
+        entity: EntityMetadata,
+        targets: Mapping[str, EntityMetadata],
+        change: Change,
+        values: Mapping[str, Any],
+        read_back: bool = True,
+    ) -> tuple[Row | None, Row | None]:
+        """Apply the change; the row is read back afterwards, as the service now holds
+        it (what it computed or defaulted included)."""
+        if change.expected_version is not None:
+            raise BadUserInput(
+                f"{entity.name} rows carry the service's ETags, not versions: leave "
+                "expectedVersion out (the gateway sends If-Match with the ETag it read)"
+            )
+        source, r, key = self._source, self._r, dict(change.key)
+        params: dict[str, str] = {}
+        source._scope(entity, params)
+        if change.kind is ChangeKind.CREATE:
+            await source.client.send(
+                "POST",
+                entity.collection_name,
+                params=params,
+                body=r.payload(entity, {**key, **values}),
+                headers={"Prefer": "return=minimal"},
+            )
+            after = (await source.read_row(entity, key))[0] if read_back else None
+            return None, after
+        before, etag = await source.read_row(entity, key)
+        if before is None:
+            raise NotFound(f"there is no {entity.name} {_describe(key)}")
+        path = r.key_path(entity, key)
+        if change.kind is ChangeKind.DELETE:
+            await source.client.send("DELETE", path, params=params, headers={"If-Match": etag})
+            return before, None
+        await source.client.send(
+            "PATCH",
+            path,
+            params=params,
+            body=r.payload(entity, values),
+            headers={"If-Match": etag, "Prefer": "return=minimal"},
+        )
+        after = (await source.read_row(entity, key))[0] if read_back else None
+        return before, after
+
+    async def find(self, entity: EntityMetadata, key: Mapping[str, Any]) -> Row | None:
+        if {f.name for f in entity.key} == set(key):
+            return (await self._source.read_row(entity, key))[0]
+        r = self._r
+        where = _and(*(r.equal(entity, n, v) for n, v in key.items()))
+        params = {"$filter": where, "$top": "1"}
+        self._source._scope(entity, params)
+        found, _ = await self._source._rows(entity.collection_name, params, 1)
+        return r.row(entity, found[0], [f.name for f in entity.fields]) if found else None
+
+    async def raise_events(self, events: Sequence[Mapping[str, Any]]) -> None:
+        self.events.extend(dict(e) for e in events)
+
+
+def _and(*items: str | None) -> str:
+    parts = [p for p in items if p and p != "true"]
+    if not parts:
+        return "true"
+    return parts[0] if len(parts) == 1 else " and ".join(f"({p})" for p in parts)
+
+
+def _or(items: Any) -> str:
+    parts = list(items)
+    return parts[0] if len(parts) == 1 else " or ".join(f"({p})" for p in parts)
+
+
+def _clean(params: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in params.items() if not (k == "$filter" and v == "true")}
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def _rows_in(parents: list[Row], slot: str) -> list[Row]:
+    found: list[Row] = []
+    for parent in parents:
+        value = parent.get(slot)
+        if isinstance(value, Connection):
+            found.extend(value.rows)
+        elif isinstance(value, dict):
+            found.append(value)
+    return found
+
+
+def _describe(key: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in key.items())
