@@ -29,7 +29,8 @@ def install(schema: GraphQLSchema, bindings: Mapping[str, EntityBinding], names:
         _replace(schema, binding.object_type, _row_resolvers(binding))
         _replace(schema, names.connection_type(entity), CONNECTION)
         _replace(schema, names.edge_type(entity), EDGE)
-    _replace(schema, "PageInfo", PAGE_INFO)
+    if bindings:  # with no entity visible yet there are no connections
+        _replace(schema, "PageInfo", PAGE_INFO)
 
 
 def _replace(schema: GraphQLSchema, type_name: str, resolvers: Mapping[str, Resolver]) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import unquote_plus
 
 import asyncpg
 import httpx
@@ -169,6 +170,7 @@ class Gateway:
     fno_url: str
     server: ServerThread
     _reader: str | None = None
+    peer: Any = None  # the OData service an "odata" gateway reads (tests/peers)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -178,7 +180,7 @@ class Gateway:
     @property
     def fast(self) -> bool:
         """Whether entity reads take the fast path (JSON built by the store)."""
-        return self.runtime.settings.fast_reads
+        return self.runtime.settings.fast_reads and self.peer is None
 
     @property
     def runtime(self) -> Runtime:
@@ -228,8 +230,30 @@ class Gateway:
         """Run a coroutine on the server's loop (where its engines live) and wait for it."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=timeout)
 
-    def count_statements(self) -> StatementCounter:
+    def count_statements(self) -> StatementCounter | RequestCounter:
+        """What the F&O store is asked while the block runs: SQL statements, or the
+        requests an OData service receives."""
+        if self.peer is not None:
+            return RequestCounter(self.peer)
         return StatementCounter(self.runtime.fno.engine.sync_engine)  # type: ignore[union-attr]
+
+
+class RequestCounter:
+    """The data requests an OData peer receives (its legal entities, which the gateway
+    looks up to check a company and keeps a minute, left out)."""
+
+    def __init__(self, peer: Any) -> None:
+        self.peer = peer
+        self.statements: list[str] = []
+
+    def __enter__(self) -> RequestCounter:
+        self._start = len(self.peer.requests)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for _method, path in self.peer.requests[self._start :]:
+            if not path.startswith("/data/LegalEntities"):
+                self.statements.append(unquote_plus(path))
 
 
 class StatementCounter:
@@ -327,7 +351,17 @@ def read_stores(databases: Databases) -> Callable[[str], str]:
     return get
 
 
-@pytest.fixture(scope="session", params=READ_PATHS)
+@pytest.fixture(scope="session")
+def odata_peer(read_stores: Callable[[str], str]) -> Iterator[Any]:
+    """An OData service shaped like F&O's `/data` (odatapy, tests/peers) serving the
+    SQLite demo store's rows, in pages of 25 so that reads follow its next links."""
+    from tests.peers.odata_fno.peer import start
+
+    with start(read_stores("sqlite"), page_size=25) as peer:
+        yield peer
+
+
+@pytest.fixture(scope="session", params=[*READ_PATHS, "odata"])
 def gateway(
     request: pytest.FixtureRequest,
     read_stores: Callable[[str], str],
@@ -336,12 +370,16 @@ def gateway(
     """A read-only gateway over a shared demo store: per backend, once with the fast
     read path (JSON built in the store) and once without."""
     backend, _, generic = request.param.partition("-")
-    gw, running = start_gateway(
-        tmp_path_factory.mktemp(f"gw-{request.param}"),
-        backend,
-        read_stores(backend),
-        fast_reads=not generic,
-    )
+    folder = tmp_path_factory.mktemp(f"gw-{request.param}")
+    if backend == "odata":
+        peer = request.getfixturevalue("odata_peer")
+        gw, running = start_gateway(folder, backend, odata_url(peer))
+        gw.peer = peer
+        for entity in gw.run(gw.runtime.catalog.entries()):
+            gw.run(gw.runtime.catalog.set_visible(entity.name, True))
+        gw.run(gw.runtime.schemas.rebuild())
+    else:
+        gw, running = start_gateway(folder, backend, read_stores(backend), fast_reads=not generic)
     yield gw
     gw.client.close()
     running.stop()

@@ -125,10 +125,13 @@ class ODataSource:
         else:
             raw, total = await self._rows(plan.entity.collection_name, params, needed)
         rows = [self._convert(r, plan, found, expanded, 1) for found in raw]
-        await self._levels(r, plan, rows, expanded, 1)
-        if plan.page is None:
-            return Connection(rows, plan.order, total=total)
-        return page_of(rows, plan, total)
+        page = (
+            Connection(rows, plan.order, total=total)
+            if plan.page is None
+            else (page_of(rows, plan, total))
+        )
+        await self._levels(r, plan, page.rows, expanded, 1)  # for the rows kept only
+        return page
 
     def _expandable(self, plan: QueryPlan, level: int) -> list[ChildPlan]:
         """The children fetched inside their parents' request, at this level below the
@@ -177,6 +180,8 @@ class ODataSource:
             )
         deeper = self._expandable(child.plan, level + 1)
         options = self._options(r, child.plan, deeper, level + 1)
+        if child.relation.cardinality is Cardinality.ONE:  # one row: nothing to order
+            options.pop("$orderby", None)
         return f"{child.relation.name}({';'.join(f'{k}={v}' for k, v in options.items())})"
 
     def _convert(

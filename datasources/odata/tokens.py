@@ -16,7 +16,8 @@ import httpx
 from datasources.odata.endpoint import Endpoint
 from gateway.kernel.errors import UpstreamFailed
 
-LEEWAY = 300.0  # seconds before expiry when a token is renewed (Entra issues ~1 h ones)
+LEEWAY = 300.0  # renew this long before expiry (Entra's tokens live an hour or more),
+# or after four fifths of a shorter life
 
 
 class ClientCredentials:
@@ -27,15 +28,13 @@ class ClientCredentials:
         self._http = http
         self._lock = asyncio.Lock()
         self._token: str | None = None
-        self._expires = 0.0
-        self.fetched = 0
+        self._renew_at = 0.0
 
     async def header(self, renew: bool = False) -> str:
         """`Bearer …` with a token that is good for a while yet; `renew` gets a new one
         even so (the service refused the last)."""
         async with self._lock:
-            stale = self._token is None or time.monotonic() > self._expires - LEEWAY
-            if renew or stale:
+            if renew or self._token is None or time.monotonic() >= self._renew_at:
                 await self._fetch()
         return f"Bearer {self._token}"
 
@@ -62,5 +61,5 @@ class ClientCredentials:
                 f"({response.status_code}): {said or response.reason_phrase}"
             )
         self._token = token
-        self._expires = time.monotonic() + float(body.get("expires_in") or 3600)
-        self.fetched += 1
+        life = float(body.get("expires_in") or 3600)
+        self._renew_at = time.monotonic() + life - min(LEEWAY, life / 5)
