@@ -19,7 +19,10 @@ from pydantic import ValidationError
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 
+from datasources.odata.endpoint import Endpoint, is_odata
+from datasources.odata.source import ODataSource
 from datasources.sql.engine import create_engine
+from gateway.kernel.errors import GatewayError
 from gateway.settings import CONFIG, Settings
 
 TIMEOUT = 5.0  # seconds a store has to answer
@@ -97,7 +100,25 @@ async def stores(settings: Settings) -> list[Finding]:
     return findings
 
 
+async def _service(name: str, url: str) -> Finding:
+    """An OData store: its token endpoint gives a token, and `$metadata` is read."""
+    try:
+        source = ODataSource(Endpoint.parse(url))
+    except GatewayError as exc:
+        return Finding(name, f"{url}: {exc.message}", False)
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            entities = await source.published_entities()
+    except Exception as exc:  # whatever the service says is the message
+        return _unanswered(name, url, exc)
+    finally:
+        await source.close()
+    return Finding(name, f"{url} answers ({len(entities)} entities published)", True)
+
+
 async def _store(name: str, url: str, may_be_empty: bool) -> Finding:
+    if is_odata(url):
+        return await _service(name, url)
     shown = make_url(url).render_as_string(hide_password=True)
     if url.startswith("sqlite") and not await anyio.Path(make_url(url).database or "").exists():
         return Finding(name, f"{shown} does not exist yet; it is made on the first start", True)

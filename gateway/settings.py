@@ -48,7 +48,10 @@ class Settings(BaseSettings):
         Path("fno-gateway-data"), description="Folder for the embedded stores and the token secret."
     )
     fno_url: str | None = Field(
-        None, description="F&O store URL; default: SQLite in the data folder."
+        None,
+        description="F&O store URL: sqlite:///…, postgresql://…, or an F&O environment's "
+        "OData root https://…/data/?tenant=…&client_id=…&client_secret=env:NAME; "
+        "default: SQLite in the data folder.",
     )
     control_url: str | None = Field(
         None, description="Control store URL; default: SQLite in the data folder."

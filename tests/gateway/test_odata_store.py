@@ -9,14 +9,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
 from datasources.odata.endpoint import Endpoint
 from datasources.odata.source import ODataSource
 from gateway.auth import Role
+from gateway.check import stores
 from gateway.kernel.errors import Conflict, UpstreamFailed
+from gateway.settings import Settings
 from tests.conftest import PEER_SECRET, Databases, Gateway, build_store, odata_url, start_gateway
 from tests.peers.odata_fno.peer import Peer
 from tests.peers.odata_fno.peer import start as start_peer
@@ -158,8 +162,7 @@ async def test_throttling_is_waited_out_within_the_budget(peer: Peer) -> None:
     impatient = source(peer, budget=2.5)
     with pytest.raises(UpstreamFailed, match=r"throttling the gateway \(503\).*Injected failure"):
         await impatient.published_entities()
-    with peer._lock:
-        peer._faults.clear()
+    peer.clear_faults()
     await store.close()
     await impatient.close()
 
@@ -198,3 +201,51 @@ def test_an_unreachable_service_is_upstream_failed() -> None:
     store.client.budget = 0.5
     with pytest.raises(UpstreamFailed, match="could not be reached"):
         asyncio.run(store.published_entities())
+
+
+async def test_check_reads_the_services_metadata(peer: Peer, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, fno_url=odata_url(peer), demo=False)
+    found = {f.subject: f for f in await stores(settings)}["F&O store"]
+    assert found.ok and "8 entities published" in str(found), found
+    wrong = Settings(data_dir=tmp_path, fno_url=odata_url(peer) + "&password=x", demo=False)
+    refused = {f.subject: f for f in await stores(wrong)}["F&O store"]
+    assert not refused.ok and "unknown OData store URL parameters: password" in str(refused)
+
+
+def test_a_change_made_through_the_gateway_raises_its_events(gateway: Gateway) -> None:
+    """The service has no outbox: the events wait in the control store's, from where the
+    relay logs them as for any store."""
+    gateway.data(CREATE, {"input": new_customer("OD-0003")}, writer(gateway))
+    query = '{ businessEvents(entities: ["CustomerV3"], first: 1000) }'
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        logged = gateway.data(query)["businessEvents"]
+        created = [e for e in logged if e.get("CustomerAccount") == "OD-0003"]
+        if created:
+            break
+        time.sleep(0.1)
+    assert len(created) == 1, logged
+    assert created[0]["BusinessEventId"].endswith("CreatedDataEvent")
+    assert created[0]["BusinessEventLegalEntity"] == "USMF"
+
+
+async def test_next_links_absolute_or_relative_are_followed(peer: Peer) -> None:
+    """F&O and Dataverse send absolute next links; CAP and others relative ones."""
+    store = source(peer)
+    scope = {"cross-company": "true"}
+    counted = await store.client.get("SalesOrderLines", {**scope, "$top": "0", "$count": "true"})
+    lines = int(counted["@odata.count"])
+    assert lines > 50  # pages of 25
+    try:
+        for relative in (False, True):
+            peer.relative_links = relative
+            first = await store.client.get("SalesOrderLines", scope)
+            assert first["@odata.nextLink"].startswith("http://") is not relative
+            before = len(peer.requests)
+            rows = await store._all("SalesOrderLines", {**scope, "$select": "InventoryLotId"})
+            assert len({(r["dataAreaId"], r["InventoryLotId"]) for r in rows}) == lines
+            followed = [p for _, p in peer.requests[before:] if "$skiptoken" in unquote(p)]
+            assert len(followed) == -(-lines // 25) - 1
+    finally:
+        peer.relative_links = False
+        await store.close()

@@ -311,12 +311,17 @@ class Peer:
         self._lock = threading.Lock()
         self.tokens_issued = 0
         self.requests: list[tuple[str, str]] = []
+        self.relative_links = False  # next links relative to the service root, as CAP's
         self._server = make_server("127.0.0.1", 0, self, _Server, _Quiet)
         port = self._server.server_address[1]
         self.authority = f"http://127.0.0.1:{port}"
         self.url = f"{self.authority}/data/"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
 
     def fail_next(self, n: int, status: int = 429, retry_after: int = 1) -> None:
         """Answer the next `n` /data requests with `status`, `Retry-After` and an OData
@@ -362,7 +367,15 @@ class Peer:
             error = {"code": "Unauthorized", "message": "A valid bearer token is required."}
             return _json(start_response, 401, {"error": error}, [("WWW-Authenticate", "Bearer")])
         environ["QUERY_STRING"] = _wildcards(environ.get("QUERY_STRING", ""))
-        return self._odata(environ, start_response)
+        if not self.relative_links:
+            return self._odata(environ, start_response)
+        answered: list[Any] = []
+        body = b"".join(self._odata(environ, lambda *a: answered.append(a)))
+        body = body.replace(f'"@odata.nextLink":"{self.url}'.encode(), b'"@odata.nextLink":"')
+        status, headers, *_ = answered[0]
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        start_response(status, [*headers, ("Content-Length", str(len(body)))])
+        return [body]
 
     def _authorized(self, header: str) -> bool:
         scheme, _, token = header.partition(" ")
