@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from gateway.kernel.errors import BadUserInput
 
 ENTRA = "https://login.microsoftonline.com"
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _KNOWN = {"tenant", "client_id", "client_secret", "authority", "scope", "dialect"}
 
 
@@ -50,6 +51,7 @@ class Endpoint:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise BadUserInput(f"{url} is not an OData service root (https://host/data/)")
+        _secure(url, "an OData store")
         if parts.username or parts.password:
             raise BadUserInput("an OData store URL names its credentials by reference only")
         options = dict(parse_qsl(parts.query))
@@ -59,6 +61,8 @@ class Endpoint:
                 f"unknown OData store URL parameters: {', '.join(sorted(unknown))} "
                 f"(known: {', '.join(sorted(_KNOWN))})"
             )
+        if "authority" in options:
+            _secure(options["authority"], "the token authority")
         secret = options.get("client_secret")
         if secret is not None and not secret.startswith(("env:", "file:")):
             raise BadUserInput(
@@ -104,3 +108,13 @@ class Endpoint:
             return Path(where).read_text().strip()
         except OSError as exc:
             raise BadUserInput(f"the client secret file {where} cannot be read: {exc}") from None
+
+
+def _secure(url: str, what: str) -> None:
+    """Tokens and secrets cross the network only encrypted; plain http is for loopback."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOOPBACK):
+        raise BadUserInput(
+            f"{what} is reached over https (credentials would cross the network in the "
+            "clear); http is for loopback addresses only"
+        )

@@ -124,6 +124,10 @@ def test_store_urls_name_secrets_by_reference_only() -> None:
         Endpoint.parse("https://x/data/?tenant=t&client_id=a&client_secret=hunter2")
     with pytest.raises(BadUserInput, match="together"):
         Endpoint.parse("https://x/data/?tenant=t")
+    with pytest.raises(BadUserInput, match="over https"):
+        Endpoint.parse("http://contoso.operations.dynamics.com/data/")
+    with pytest.raises(BadUserInput, match="token authority is reached over https"):
+        Endpoint.parse("https://x/data/?authority=http://login.example.com")
     with pytest.raises(BadUserInput, match="unknown"):
         Endpoint.parse("https://x/data/?password=x")
     assert Endpoint.parse("https://org.crm.dynamics.com/api/data/v9.2/").dialect is (
