@@ -55,6 +55,8 @@ class ODataClient:
 
     async def get(self, url: str, params: Mapping[str, str] | None = None) -> Json:
         response = await self.send("GET", url, params=params, idempotent=True)
+        if response.status_code == 404:  # a collection the service does not (or no longer) has
+            raise UpstreamFailed(f"the OData service has no {url}: {_words(response)}")
         return loads(response)
 
     async def metadata(self) -> bytes:

@@ -196,6 +196,13 @@ async def test_wrong_credentials_are_said_plainly_and_the_secret_never_shown(
     await store.close()
 
 
+async def test_a_collection_the_service_lacks_is_said_not_read_as_empty(peer: Peer) -> None:
+    store = source(peer)
+    with pytest.raises(UpstreamFailed, match="has no CustomersV9"):
+        await store._all("CustomersV9", {})
+    await store.close()
+
+
 def test_an_unreachable_service_is_upstream_failed() -> None:
     store = ODataSource(Endpoint.parse("http://127.0.0.1:9/data/"))  # discard: none listens
     store.client.budget = 0.5
