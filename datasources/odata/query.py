@@ -11,7 +11,7 @@ which it is true and the one under which it is false, both free of nulls.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -107,10 +107,10 @@ class Renderer:
             return self._compare(entity, entity.field(where.field), prefix, where.op, where.value)
         if isinstance(where, And):
             parts = [self.truth(entity, f, prefix, depth) for f in where.items]
-            return Truth(_all(p.true for p in parts), _any(p.false for p in parts))
+            return Truth(all_of(p.true for p in parts), any_of(p.false for p in parts))
         if isinstance(where, Or):
             parts = [self.truth(entity, f, prefix, depth) for f in where.items]
-            return Truth(_any(p.true for p in parts), _all(p.false for p in parts))
+            return Truth(any_of(p.true for p in parts), all_of(p.false for p in parts))
         if isinstance(where, Not):
             inner = self.truth(entity, where.item, prefix, depth)
             return Truth(inner.false, inner.true)
@@ -130,22 +130,22 @@ class Renderer:
                 matched = Truth(FALSE, present)
             elif self.dialect is Dialect.STANDARD:
                 listed = f"{path} in ({','.join(values)})"
-                matched = Truth(_all([present, listed]), _all([present, f"not ({listed})"]))
+                matched = Truth(all_of([present, listed]), all_of([present, f"not ({listed})"]))
             else:  # F&O has no `in`
                 matched = Truth(
-                    _all([present, _any(f"{path} eq {v}" for v in values)]),
-                    _all([present, *(f"{path} ne {v}" for v in values)]),
+                    all_of([present, any_of(f"{path} eq {v}" for v in values)]),
+                    all_of([present, *(f"{path} ne {v}" for v in values)]),
                 )
             return matched if op is Op.IN else Truth(matched.false, matched.true)
         if op in (Op.CONTAINS, Op.STARTS_WITH):
             found = self._text_match(path, op, str(value))
-            return Truth(_all([present, found]), _all([present, f"not ({found})"]))
+            return Truth(all_of([present, found]), all_of([present, f"not ({found})"]))
         if value is None:  # neither true nor false, as in SQL
             return Truth(FALSE, FALSE)
         literal = self.literal(entity, spec, value)
         compared = f"{path} {_RELATIONAL[op]} {literal}"
         negated = f"{path} {_RELATIONAL[_NEGATED[op]]} {literal}"
-        return Truth(_all([present, compared]), _all([present, negated]))
+        return Truth(all_of([present, compared]), all_of([present, negated]))
 
     def _text_match(self, path: str, op: Op, value: str) -> str:
         if self.dialect is Dialect.FNO:
@@ -164,7 +164,7 @@ class Renderer:
         nav = prefix + where.relation.name
         if where.relation.cardinality is Cardinality.ONE:
             inner = self.truth(where.target, where.where, nav + "/", depth)
-            return Truth(_all([f"{nav} ne null", inner.true]), f"not ({inner.true})")
+            return Truth(all_of([f"{nav} ne null", inner.true]), f"not ({inner.true})")
         variable = f"r{depth}"
         inner = self.truth(where.target, where.where, variable + "/", depth + 1)
         some = f"{nav}/any({variable}:{inner.true})"
@@ -196,8 +196,8 @@ class Renderer:
         branches = []
         for i, term in enumerate(order):
             equal = [self.equal(entity, order[j].field, values[j]) for j in range(i)]
-            branches.append(_all([*equal, self._beyond(entity, term, values[i])]))
-        return _any(branches)
+            branches.append(all_of([*equal, self._beyond(entity, term, values[i])]))
+        return any_of(branches)
 
     def equal(self, entity: EntityMetadata, name: str, value: Any) -> str:
         return f"{name} eq {self.literal(entity, entity.field(name), value)}"
@@ -210,7 +210,7 @@ class Renderer:
         beyond = f"{term.field} {'lt' if term.descending else 'gt'} {literal}"
         if term.nulls_first or not spec.nullable:
             return beyond
-        return _any([beyond, f"{term.field} eq null"])
+        return any_of([beyond, f"{term.field} eq null"])
 
     # rows --------------------------------------------------------------------------
 
@@ -258,8 +258,9 @@ _NEGATED = {
 }
 
 
-def _all(items: Iterator[str] | Sequence[str]) -> str:
-    parts = [p for p in items if p != TRUE]
+def all_of(items: Iterable[str | None]) -> str:
+    """`a and b …`, simplified: absent and `true` parts dropped, `false` absorbing."""
+    parts = [p for p in items if p is not None and p != TRUE]
     if FALSE in parts:
         return FALSE
     if not parts:
@@ -267,7 +268,8 @@ def _all(items: Iterator[str] | Sequence[str]) -> str:
     return parts[0] if len(parts) == 1 else " and ".join(f"({p})" for p in parts)
 
 
-def _any(items: Iterator[str] | Sequence[str]) -> str:
+def any_of(items: Iterable[str]) -> str:
+    """`a or b …`, simplified: `false` parts dropped, `true` absorbing."""
     parts = [p for p in items if p != FALSE]
     if TRUE in parts:
         return TRUE

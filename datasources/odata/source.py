@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from datasources.odata.client import Json, ODataClient, loads
 from datasources.odata.csdl import Service, read_metadata
 from datasources.odata.endpoint import Dialect, Endpoint
-from datasources.odata.query import Renderer
+from datasources.odata.query import TRUE, Renderer, all_of, any_of
 from datasources.sql import outbox
 from gateway.kernel.catalog import Cardinality, EntityMetadata
 from gateway.kernel.change import Change, ChangeKind, TrackedChange
@@ -109,12 +109,12 @@ class ODataSource:
         company = None
         if plan.company is not None:
             company = r.equal(plan.entity, "dataAreaId", plan.company)
-            params["$filter"] = _and(company, params.get("$filter"))
+            params["$filter"] = all_of([company, params.get("$filter")])
         self._scope(plan.entity, params)
         needed = None if plan.page is None else plan.page.limit + 1
         if plan.total and plan.page is not None and plan.page.has_cursor:
             # the count is of every row matching, not only of those past the cursor
-            where = _and(company, r.where(plan.entity, plan.where))
+            where = all_of([company, r.where(plan.entity, plan.where)])
             count = {"$filter": where, "$top": "0", "$count": "true"}
             self._scope(plan.entity, count)
             (raw, _), counted = await asyncio.gather(
@@ -160,9 +160,9 @@ class ODataSource:
                 order = tuple(term.reversed() for term in order)
             boundary = page.before if page.backwards else page.after
             if boundary is not None:
-                where = _and(where, r.after(entity, order, boundary))
+                where = all_of([where, r.after(entity, order, boundary)])
             params["$top"] = str(page.limit + 1)
-        if where != "true":
+        if where != TRUE:
             params["$filter"] = where
         if order:
             params["$orderby"] = r.order(entity, order)
@@ -250,11 +250,11 @@ class ODataSource:
         batches = [keys[i : i + KEYS_PER_REQUEST] for i in range(0, len(keys), KEYS_PER_REQUEST)]
 
         async def batch(chunk: list[Key]) -> list[Json]:
-            match = _or(
-                _and(*(r.equal(target, t, v) for t, v in zip(targets, key, strict=True)))
+            match = any_of(
+                all_of(r.equal(target, t, v) for t, v in zip(targets, key, strict=True))
                 for key in chunk
             )
-            params = {**base, "$filter": _and(match, base.get("$filter"))}
+            params = {**base, "$filter": all_of([match, base.get("$filter")])}
             self._scope(target, params)
             found, _ = await self._rows(target.collection_name, params, None)
             return found
@@ -448,7 +448,7 @@ class ODataUnit:
         if {f.name for f in entity.key} == set(key):
             return (await self._source.read_row(entity, key))[0]
         r = self._r
-        where = _and(*(r.equal(entity, n, v) for n, v in key.items()))
+        where = all_of(r.equal(entity, n, v) for n, v in key.items())
         params = {"$filter": where, "$top": "1"}
         self._source._scope(entity, params)
         found, _ = await self._source._rows(entity.collection_name, params, 1)
@@ -458,20 +458,8 @@ class ODataUnit:
         self.events.extend(dict(e) for e in events)
 
 
-def _and(*items: str | None) -> str:
-    parts = [p for p in items if p and p != "true"]
-    if not parts:
-        return "true"
-    return parts[0] if len(parts) == 1 else " and ".join(f"({p})" for p in parts)
-
-
-def _or(items: Any) -> str:
-    parts = list(items)
-    return parts[0] if len(parts) == 1 else " or ".join(f"({p})" for p in parts)
-
-
 def _clean(params: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in params.items() if not (k == "$filter" and v == "true")}
+    return {k: v for k, v in params.items() if not (k == "$filter" and v == TRUE)}
 
 
 def _quote(value: str) -> str:
