@@ -35,7 +35,7 @@ from datasources.odata.tokens import ClientCredentials
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from tests.conftest import PEER_SECRET, build_store, odata_url
-from tests.peers.odata_fno.peer import start as start_peer
+from tests.peers.odata.peer import start as start_peer
 
 READS = {
     "(a) 20 customers x 5 fields": """{ customersV3(company: "USMF", first: 20) { nodes {

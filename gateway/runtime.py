@@ -234,7 +234,7 @@ async def _fno_store(settings: Settings, control: AsyncEngine) -> SqlDataSource 
     or an OData service, whose changes' events wait in the control store."""
     url = settings.store_url("fno")
     if is_odata(url):
-        return ODataSource(Endpoint.parse(url), events=control)
+        return ODataSource(Endpoint.parse(url), control)
     engine = create_engine(url, settings.pool_size)
     if settings.demo and not await _has_metadata(engine):
         log.info("creating the demo F&O store (scale %s)", settings.demo_scale)
@@ -267,10 +267,9 @@ async def _control_plane(
         tries=settings.job_tries,
     )
     tenant = TenantService(control)
-    integrations = IntegrationService(
-        control, tenant, Location(settings.dataverse_home()), notifier, runner.wake
-    )
-    add_ins = AddInService(control, tenant, notifier, runner.wake)
+    location = Location(settings.dataverse_home())
+    integrations = IntegrationService(control, tenant, location, notifier, runner.wake)
+    add_ins = AddInService(control, tenant, location, notifier, runner.wake)
     runner.register(service.JOB_KIND, integrations.step)
     runner.register(addins.JOB_KIND, add_ins.step)
     auth = Authenticator(
@@ -292,6 +291,8 @@ async def _control_plane(
         settings.store_url("fno"),
         tenant,
         integrations,
+        control,
+        location,
         settings.pool_size,
         settings.read_pool_size,
     )

@@ -355,7 +355,7 @@ def read_stores(databases: Databases) -> Callable[[str], str]:
 def odata_peer(read_stores: Callable[[str], str]) -> Iterator[Any]:
     """An OData service shaped like F&O's `/data` (odatapy, tests/peers) serving the
     SQLite demo store's rows, in pages of 25 so that reads follow its next links."""
-    from tests.peers.odata_fno.peer import start
+    from tests.peers.odata.peer import start
 
     with start(read_stores("sqlite"), page_size=25) as peer:
         yield peer

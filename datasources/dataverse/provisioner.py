@@ -15,6 +15,7 @@ import anyio
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from datasources.odata.endpoint import is_odata
 from datasources.sql.stores import connect, redact
 from gateway.kernel.errors import UpstreamFailed
 
@@ -35,6 +36,13 @@ class Location:
 
     def __repr__(self) -> str:
         return f"Location({redact(self.where) if not self.is_folder else self.where!r})"
+
+    def platform_for(self, environment: str, url: str) -> str:
+        """Where a Dataverse environment's platform records are (solutions, the link,
+        add-in configuration, dual-write map definitions): in its store, or, for one
+        reached over its Web API, which holds its tables but not the gateway's records,
+        in a store of this location's."""
+        return self.url_for(environment) if is_odata(url) else url
 
     def url_for(self, environment: str) -> str:
         name = store_name(environment)
@@ -78,7 +86,10 @@ class Location:
 
 
 async def store_size(url: str) -> int:
-    """Bytes the store takes on disk."""
+    """Bytes the store takes on disk (0 for one reached over its Web API: its service
+    counts its capacity, not this tenant's)."""
+    if is_odata(url):
+        return 0
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         total = 0

@@ -77,10 +77,20 @@ async def create_native_tables(conn: AsyncConnection) -> None:
         await publish_entity(conn, entity)
 
 
+async def create_platform_tables(conn: AsyncConnection) -> None:
+    """The platform records alone (for an environment whose tables are elsewhere)."""
+    await conn.run_sync(lambda c: platform.create_all(c, checkfirst=True))
+
+
 async def missing_native_tables(conn: AsyncConnection) -> list[str]:
     """Native tables a store lacks: a store without them was not made with D365 apps."""
     names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
-    return [t.table for t in NATIVE_TABLES if t.table not in names]
+    return missing_of(names)
+
+
+def missing_of(published: set[str]) -> list[str]:
+    """The native tables not among these published names."""
+    return [t.table for t in NATIVE_TABLES if t.table not in published]
 
 
 async def install_solutions(conn: AsyncConnection, names: Sequence[str]) -> None:

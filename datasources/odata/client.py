@@ -53,8 +53,13 @@ class ODataClient:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def get(self, url: str, params: Mapping[str, str] | None = None) -> Json:
-        response = await self.send("GET", url, params=params, idempotent=True)
+    async def get(
+        self,
+        url: str,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Json:
+        response = await self.send("GET", url, params=params, headers=headers, idempotent=True)
         if response.status_code == 404:  # a collection the service does not (or no longer) has
             raise UpstreamFailed(f"the OData service has no {url}: {_words(response)}")
         return loads(response)
@@ -143,10 +148,11 @@ class ODataClient:
         return response
 
 
-def loads(response: httpx.Response) -> Json:
+def loads(response: httpx.Response | str) -> Json:
     """JSON with decimals kept exact (F&O sends amounts as JSON numbers)."""
     try:
-        found = json.loads(response.content, parse_float=Decimal)
+        text = response if isinstance(response, str) else response.content
+        found = json.loads(text, parse_float=Decimal)
     except ValueError:
         raise UpstreamFailed("the OData service answered with something that is not JSON") from None
     if not isinstance(found, dict):

@@ -7,19 +7,25 @@ service; relations beyond are fetched one request per level for every parent at 
 (parent keys as an or-chain), whole, and paged per parent here.
 
 An OData service has no transaction that spans requests and no outbox: a unit applies
-each change when it is given, and the events a change raises are kept in an outbox of
-the gateway's own (the control store) once the service has accepted the change.
+each change when it is given, and undoes what it applied if the unit fails before
+its end (so a dual-write whose other side refuses leaves this one as it was); the
+events a change raises are kept in an outbox of the gateway's own (the control
+store) once the unit ends. What other clients write is read from the service's
+change feed where it has one (`tracking`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
 
+import httpx
 from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,15 +33,18 @@ from datasources.odata.client import Json, ODataClient, loads
 from datasources.odata.csdl import Service, read_metadata
 from datasources.odata.endpoint import Dialect, Endpoint
 from datasources.odata.query import TRUE, Renderer, all_of, any_of
+from datasources.odata.tracking import ChangeFeed
 from datasources.sql import outbox
 from gateway.kernel.catalog import Cardinality, EntityMetadata
 from gateway.kernel.change import Change, ChangeKind, TrackedChange
-from gateway.kernel.errors import BadUserInput, NotFound, UpstreamFailed
+from gateway.kernel.errors import BadUserInput, GatewayError, NotFound, UpstreamFailed
 from gateway.kernel.plan import ChildPlan, Connection, QueryPlan, Row, child_slot, page_of
 from gateway.kernel.shape import Shape
 
+log = logging.getLogger(__name__)
 Key = tuple[Any, ...]
 KEYS_PER_REQUEST = 40  # parent keys in one or-chain: the URL stays well under 8 KB
+UPSERTS_IN_FLIGHT = 8  # a bulk upsert's requests at once: within a service's limits
 _EXPAND_DEPTH = {Dialect.FNO: 1, Dialect.STANDARD: 3}
 
 
@@ -43,15 +52,19 @@ class ODataSource:
     def __init__(
         self,
         endpoint: Endpoint,
-        events: AsyncEngine | None = None,
+        control: AsyncEngine | None = None,
+        raises_events: bool = True,
         client: ODataClient | None = None,
     ) -> None:
-        """`events`: where the events of changes made through the gateway wait for the
-        relay (the control store); without it, such changes raise none."""
+        """`control`: the gateway's own store, where the events of changes made here
+        wait for the relay (if the store `raises_events`) and where the change feed
+        keeps its place; without it, changes raise no events and none are tracked."""
         self.endpoint = endpoint
         self.client = client or ODataClient(endpoint)
         self.expand_depth = _EXPAND_DEPTH[endpoint.dialect]
-        self._events = events
+        self._events = control if raises_events else None
+        self._control = control
+        self.feed = None if control is None else ChangeFeed(control, self.client, endpoint.root)
         self._service: Service | None = None
         self._loading = asyncio.Lock()
         self._companies: TTLCache[str, list[str]] = TTLCache(maxsize=1, ttl=60)
@@ -329,7 +342,11 @@ class ODataSource:
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[ODataUnit]:
         unit = ODataUnit(self, await self.renderer())
-        yield unit
+        try:
+            yield unit
+        except BaseException:
+            await unit.undo()
+            raise
         if unit.events and self._events is not None:
             async with self._events.begin() as conn:
                 await outbox.add(conn, unit.events)
@@ -337,30 +354,47 @@ class ODataSource:
     async def read_row(
         self, entity: EntityMetadata, key: Mapping[str, Any]
     ) -> tuple[Row | None, str]:
-        """The row with this key as it is now, and its ETag (`*` if the service sends none)."""
+        """The row with this key (its primary key, or another that names one row, such as
+        a dual-write map's) as it is now, and its ETag (`*` if the service sends none)."""
         r = await self.renderer()
         params: dict[str, str] = {}
         self._scope(entity, params)
+        names = [f.name for f in entity.fields]
+        if set(key) != {f.name for f in entity.key}:
+            params.update({"$filter": all_of(r.equal(entity, n, v) for n, v in key.items())})
+            found, _ = await self._rows(entity.collection_name, {**params, "$top": "1"}, 1)
+            if not found:
+                return None, "*"
+            return r.row(entity, found[0], names), str(found[0].get("@odata.etag") or "*")
         response = await self.client.send(
             "GET", r.key_path(entity, key), params=params, idempotent=True
         )
         if response.status_code == 404:
             return None, "*"
-        found = loads(response)
-        etag = response.headers.get("etag") or str(found.get("@odata.etag") or "*")
-        return r.row(entity, found, [f.name for f in entity.fields]), etag
+        row = loads(response)
+        etag = response.headers.get("etag") or str(row.get("@odata.etag") or "*")
+        return r.row(entity, row, names), etag
+
+    def wrote(self, entity: EntityMetadata, key: Mapping[str, Any], etag: str | None) -> None:
+        """A write of the gateway's: the change feed will not hand it back as another's."""
+        if self.feed is not None:
+            self.feed.wrote(entity, key, etag)
 
     @asynccontextmanager
-    async def hold(self) -> AsyncIterator[Any]:
-        raise UpstreamFailed("an OData store cannot hold rows for a writer; this needs a SQL store")
-        yield  # pragma: no cover
+    async def hold(self) -> AsyncIterator[ODataSource]:
+        """Reads as they are now: an OData service cannot keep rows from other writers.
+        A row written meanwhile comes back through the change feed, and is synced again."""
+        yield self
 
     # events and change tracking ------------------------------------------------------
 
     async def prepare_outbox(self) -> None:
+        """The control store's tables for this store's events and change feed."""
         if self._events is not None:
             async with self._events.begin() as conn:
                 await outbox.ensure(conn)
+        if self.feed is not None:
+            await self.feed.ensure()
 
     def watch_events(self, wake: Callable[[], None]) -> None:
         """The relay looks periodically; the unit wakes it after each write anyway."""
@@ -377,27 +411,39 @@ class ODataSource:
                 await outbox.forget(conn, ids)
 
     async def track(self, entities: Sequence[EntityMetadata]) -> None:
-        raise UpstreamFailed(
-            "an OData store publishes no log of what others write; dual-write and data "
-            "events from such writes need the F&O store's database"
-        )
+        """Follow the service's change feed for these entities (refused by a service
+        without one, such as F&O's `/data`)."""
+        if self.feed is None:
+            raise UpstreamFailed("tracking an OData store's changes needs the control store")
+        await self.feed.track(entities)
 
     async def changes(self, entities: Sequence[EntityMetadata], limit: int) -> list[TrackedChange]:
-        return []
+        """The feed's changes, a delta link's worth per entity (`limit` is the service's
+        page size to set: it pages the feed itself)."""
+        if self.feed is None:
+            return []
+        return await self.feed.changes(await self.renderer(), entities)
 
     async def forget(self, ids: Sequence[int], events: Sequence[Mapping[str, Any]] = ()) -> None:
-        if events and self._events is not None:
-            async with self._events.begin() as conn:
+        if self._control is None:
+            return
+        async with self._control.begin() as conn:
+            moved = await self.feed.forget(conn, ids) if self.feed is not None else []
+            if events and self._events is not None:
                 await outbox.add(conn, events)
+        if self.feed is not None:
+            self.feed.moved(moved)
 
 
 class ODataUnit:
-    """Changes applied one request each, as they are given (see the module's note)."""
+    """Changes applied one request each, as they are given, and undone newest first if
+    the unit fails (see the module's note)."""
 
     def __init__(self, source: ODataSource, renderer: Renderer) -> None:
         self._source = source
         self._r = renderer
         self.events: list[dict[str, Any]] = []
+        self._done: list[_Done] = []
 
     async def apply(
         self,
@@ -407,63 +453,189 @@ class ODataUnit:
         values: Mapping[str, Any],
         read_back: bool = True,
     ) -> tuple[Row | None, Row | None]:
-        """Apply the change; the row is read back afterwards, as the service now holds
-        it (what it computed or defaulted included)."""
+        """Apply the change; the row comes back as the service now holds it (what it
+        computed or defaulted included), whatever `read_back` says."""
         if change.expected_version is not None:
             raise BadUserInput(
                 f"{entity.name} rows carry the service's ETags, not versions: leave "
                 "expectedVersion out (the gateway sends If-Match with the ETag it read)"
             )
-        source, r, key = self._source, self._r, dict(change.key)
-        params: dict[str, str] = {}
-        source._scope(entity, params)
+        r, key = self._r, dict(change.key)
         if change.kind is ChangeKind.CREATE:
-            await source.client.send(
-                "POST",
-                entity.collection_name,
-                params=params,
-                body=r.payload(entity, {**key, **values}),
-                headers={"Prefer": "return=minimal"},
-            )
-            after = (await source.read_row(entity, key))[0] if read_back else None
+            body = r.payload(entity, {**key, **values})
+            after, etag = await self._write(entity, key, "POST", entity.collection_name, body)
+            self._done.append(_Done(entity, ChangeKind.CREATE, key, None, etag))
             return None, after
-        before, etag = await source.read_row(entity, key)
+        before, etag = await self._source.read_row(entity, key)
         if before is None:
             raise NotFound(f"there is no {entity.name} {_describe(key)}")
+        key = {f.name: before[f.name] for f in entity.key}  # named by another key, maybe
         path = r.key_path(entity, key)
         if change.kind is ChangeKind.DELETE:
-            await source.client.send("DELETE", path, params=params, headers={"If-Match": etag})
+            await self._source.client.send(
+                "DELETE", path, params=self._params(entity), headers={"If-Match": etag}
+            )
+            self._source.wrote(entity, key, None)
+            self._done.append(_Done(entity, ChangeKind.DELETE, key, before, None))
             return before, None
-        await source.client.send(
-            "PATCH",
-            path,
-            params=params,
-            body=r.payload(entity, values),
-            headers={"If-Match": etag, "Prefer": "return=minimal"},
-        )
-        after = (await source.read_row(entity, key))[0] if read_back else None
+        body = r.payload(entity, values)
+        after, etag = await self._write(entity, key, "PATCH", path, body, etag)
+        self._done.append(_Done(entity, ChangeKind.UPDATE, key, before, etag, tuple(values)))
         return before, after
 
+    def plain_update(
+        self, entity: EntityMetadata, targets: Mapping[str, EntityMetadata], change: Change
+    ) -> bool:
+        """Never: an update here always reads the row first (for its ETag)."""
+        return False
+
     async def find(self, entity: EntityMetadata, key: Mapping[str, Any]) -> Row | None:
-        if {f.name for f in entity.key} == set(key):
-            return (await self._source.read_row(entity, key))[0]
-        r = self._r
-        where = all_of(r.equal(entity, n, v) for n, v in key.items())
-        params = {"$filter": where, "$top": "1"}
-        self._source._scope(entity, params)
-        found, _ = await self._source._rows(entity.collection_name, params, 1)
-        return r.row(entity, found[0], [f.name for f in entity.fields]) if found else None
+        """The row with these field values (a key, or an alternate key), if there is one."""
+        return (await self._source.read_row(entity, key))[0]
+
+    async def rows(
+        self, entity: EntityMetadata, key: Sequence[str], values: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], Row]:
+        """The rows whose `key` fields hold these values, by those values."""
+        r, names = self._r, [f.name for f in entity.fields]
+        wanted = list(dict.fromkeys(values))
+        chunks = [wanted[i : i + KEYS_PER_REQUEST] for i in range(0, len(wanted), KEYS_PER_REQUEST)]
+
+        async def chunk(part: list[tuple[Any, ...]]) -> list[Json]:
+            match = any_of(
+                all_of(r.equal(entity, n, v) for n, v in zip(key, k, strict=True)) for k in part
+            )
+            params = {"$filter": match}
+            self._source._scope(entity, params)
+            return (await self._source._rows(entity.collection_name, params, None))[0]
+
+        found: dict[tuple[Any, ...], Row] = {}
+        for items in await asyncio.gather(*(chunk(c) for c in chunks)):
+            for item in items:
+                row = r.row(entity, item, names)
+                found[tuple(row[n] for n in key)] = row
+        return found
+
+    async def upsert_many(
+        self,
+        entity: EntityMetadata,
+        targets: Mapping[str, EntityMetadata],
+        key: Sequence[str],
+        rows: Sequence[Mapping[str, Any]],
+        new_row: Callable[[], Mapping[str, Any]] = dict,
+    ) -> dict[int, str]:
+        """Create the rows whose `key` is new (with what `new_row` adds, such as a row
+        id) and update the others, a few requests at a time; the refused rows'
+        problems by position (the rest are written)."""
+        existing = await self.rows(entity, key, [tuple(row[n] for n in key) for row in rows])
+        primary = [f.name for f in entity.key]
+        refused: dict[int, str] = {}
+        slots = asyncio.Semaphore(UPSERTS_IN_FLIGHT)
+
+        async def one(at: int, row: Mapping[str, Any]) -> None:
+            found = existing.get(tuple(row[n] for n in key))
+            whole = {**new_row(), **row} if found is None else {**row}
+            names = {n: (found or whole)[n] for n in primary}
+            values = {n: v for n, v in whole.items() if n not in names}
+            kind = ChangeKind.CREATE if found is None else ChangeKind.UPDATE
+            change = Change(entity.name, kind, names, values)
+            async with slots:
+                try:
+                    await self.apply(entity, targets, change, values)
+                except GatewayError as exc:
+                    refused[at] = exc.message
+
+        await asyncio.gather(*(one(at, row) for at, row in enumerate(rows)))
+        return refused
 
     async def raise_events(self, events: Sequence[Mapping[str, Any]]) -> None:
         self.events.extend(dict(e) for e in events)
 
+    async def undo(self) -> None:
+        """Put back what this unit applied, newest first. A row someone changed since
+        (its ETag moved on) is left as they made it, and the log says so."""
+        while self._done:
+            done = self._done.pop()
+            entity, r = done.entity, self._r
+            path = r.key_path(entity, done.key)
+            match = {"If-Match": done.etag or "*"}
+            try:
+                if done.kind is ChangeKind.CREATE:
+                    await self._send("DELETE", entity, path, headers=match)
+                elif done.kind is ChangeKind.UPDATE:
+                    assert done.before is not None
+                    body = r.payload(entity, {n: done.before[n] for n in done.fields})
+                    await self._send("PATCH", entity, path, body, match)
+                else:
+                    assert done.before is not None
+                    kept = {n: v for n, v in done.before.items() if not entity.field(n).read_only}
+                    body = r.payload(entity, kept)
+                    await self._send("POST", entity, entity.collection_name, body)
+            except GatewayError as exc:
+                log.error(
+                    "could not undo a %s of %s %s in the OData store: %s",
+                    done.kind.value,
+                    entity.name,
+                    _describe(done.key),
+                    exc.message,
+                )
+
+    # ---------------------------------------------------------------------------
+
+    def _params(self, entity: EntityMetadata) -> dict[str, str]:
+        params: dict[str, str] = {}
+        self._source._scope(entity, params)
+        return params
+
+    async def _send(
+        self,
+        method: str,
+        entity: EntityMetadata,
+        path: str,
+        body: Json | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        return await self._source.client.send(
+            method, path, params=self._params(entity), body=body, headers=headers
+        )
+
+    async def _write(
+        self,
+        entity: EntityMetadata,
+        key: Mapping[str, Any],
+        method: str,
+        path: str,
+        body: Json,
+        etag: str | None = None,
+    ) -> tuple[Row | None, str | None]:
+        """POST or PATCH asking for the row back; (the row, its ETag). A service that
+        answers without the row is asked for it."""
+        headers = {"Prefer": "return=representation", **({"If-Match": etag} if etag else {})}
+        response = await self._send(method, entity, path, body, headers)
+        if response.status_code == 204 or not response.content:
+            row, etag = await self._source.read_row(entity, key)
+        else:
+            found = loads(response)
+            etag = response.headers.get("etag") or found.get("@odata.etag")
+            row = self._r.row(entity, found, [f.name for f in entity.fields])
+        self._source.wrote(entity, key, etag)
+        return row, etag
+
+
+@dataclass(frozen=True)
+class _Done:
+    """A change a unit applied, with what it takes to undo it."""
+
+    entity: EntityMetadata
+    kind: ChangeKind
+    key: dict[str, Any]
+    before: Row | None
+    etag: str | None  # the row's ETag after the change
+    fields: tuple[str, ...] = ()  # an update's
+
 
 def _clean(params: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in params.items() if not (k == "$filter" and v == TRUE)}
-
-
-def _quote(value: str) -> str:
-    return value.replace("'", "''")
 
 
 def _rows_in(parents: list[Row], slot: str) -> list[Row]:

@@ -540,9 +540,10 @@ class DualWriteService:
             )
 
     def _linked_engine(self) -> AsyncEngine:
-        if self._linked.source is None:
+        """Where the linked environment's map definitions are."""
+        if self._linked.platform is None:
             raise NotFound("no Dataverse environment is linked to this gateway's F&O environment")
-        return self._linked.source.engine
+        return self._linked.platform
 
     async def fail(self, names: Sequence[str], message: str) -> None:
         """Put maps that cannot carry on in the Error state, saying why. Changes queue

@@ -11,7 +11,8 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from datasources.dataverse import store as dataverse
-from datasources.sql.stores import connect, probe
+from datasources.dataverse.provisioner import Location
+from datasources.sql.stores import connect
 from gateway import jobs
 from gateway.events.log import raise_control_event
 from gateway.feed import Notifier
@@ -30,6 +31,7 @@ from gateway.kernel.json import dumps, loads
 from gateway.kernel.setup import DATAVERSE_RESERVATION, SetupState
 from gateway.kernel.tenant import GIB
 from gateway.setup import status
+from gateway.setup.reach import reach
 from gateway.setup.service import require_administrator
 from gateway.setup.status import AddInInstallation, add_in_installation, integration, now
 from gateway.tenant import TenantService
@@ -44,11 +46,13 @@ class AddInService:
         self,
         control: AsyncEngine,
         tenant: TenantService,
+        location: Location,
         notifier: Notifier,
         wake: Callable[[], None],
     ) -> None:
         self._control = control
         self._tenant = tenant
+        self._location = location
         self._notifier = notifier
         self._wake = wake
 
@@ -243,21 +247,25 @@ class AddInService:
             raise PrerequisiteFailed("; ".join(problems), problems=problems)
 
     async def _dataverse_url(self, environment: str) -> str:
+        """Where the linked environment's platform records are (once it answers)."""
         async with self._control.connect() as conn:
-            url = await conn.scalar(
-                select(dataverse_environment_table.c.url)
-                .select_from(
-                    integration.join(
-                        dataverse_environment_table,
-                        dataverse_environment_table.c.name == integration.c.dataverse_environment,
+            found = (
+                await conn.execute(
+                    select(dataverse_environment_table.c.name, dataverse_environment_table.c.url)
+                    .select_from(
+                        integration.join(
+                            dataverse_environment_table,
+                            dataverse_environment_table.c.name
+                            == integration.c.dataverse_environment,
+                        )
                     )
+                    .where(integration.c.environment == environment)
                 )
-                .where(integration.c.environment == environment)
-            )
-        if url is None:
+            ).first()
+        if found is None:
             raise GatewayError(f"{environment} has no linked Dataverse environment")
-        await probe(url)
-        return str(url)
+        await reach(found.url)
+        return self._location.platform_for(found.name, found.url)
 
     async def _settle(
         self, environment: str, name: str, state: InstallState, error: str | None = None

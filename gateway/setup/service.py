@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from datasources.dataverse import store as dataverse
 from datasources.dataverse.provisioner import Location
+from datasources.odata.endpoint import is_odata
 from datasources.sql.integration import record_dataverse_link, remove_dataverse_link
 from datasources.sql.metadata import sysdataentity
-from datasources.sql.stores import connect, probe, redact
+from datasources.sql.stores import connect, redact
 from gateway import jobs
 from gateway.feed import Notifier
 from gateway.kernel.errors import (
@@ -43,6 +44,7 @@ from gateway.kernel.setup import (
 )
 from gateway.kernel.tenant import GIB
 from gateway.setup import status
+from gateway.setup.reach import published, reach
 from gateway.setup.status import IntegrationStatus, add_in_installation, integration, now
 from gateway.tenant import Environment, TenantService
 
@@ -222,12 +224,14 @@ class IntegrationService:
                 f"{dv.name} was linked as an existing environment, so it is kept: unlink with "
                 "removeDataverseEnvironment: false"
             )
-        if await _exists(env.fno_url):
+        if not is_odata(env.fno_url) and await _exists(env.fno_url):
             async with connect(env.fno_url, write=True) as conn:
                 await remove_dataverse_link(conn)
-        if dv is not None and not remove_dataverse and await _exists(dv.url):
-            async with connect(dv.url, write=True) as conn:
-                await dataverse.remove_link(conn)
+        if dv is not None and not remove_dataverse:
+            records = self._location.platform_for(dv.name, dv.url)
+            if await _exists(records):
+                async with connect(records, write=True) as conn:
+                    await dataverse.remove_link(conn)
         async with self._control.begin() as conn:
             await conn.execute(
                 delete(add_in_installation).where(add_in_installation.c.environment == environment)
@@ -268,9 +272,14 @@ class IntegrationService:
         _refuse_failing(await self.prerequisites(job.environment.name), "the prerequisites fail")
         env = job.environment
         await _reach_fno(env)
-        async with connect(env.fno_url, write=False) as conn:
-            published = await conn.run_sync(lambda c: c.dialect.has_table(c, sysdataentity.name))
-        if not published:
+        if is_odata(env.fno_url):
+            publishes = bool(await published(env.fno_url))
+        else:
+            async with connect(env.fno_url, write=False) as conn:
+                publishes = await conn.run_sync(
+                    lambda c: c.dialect.has_table(c, sysdataentity.name)
+                )
+        if not publishes:
             raise GatewayError(
                 f"the F&O store at {env.display_url} publishes no data entities: point the "
                 "environment at its F&O store (updateEnvironment fnoStoreUrl:)"
@@ -283,6 +292,9 @@ class IntegrationService:
             if known is None:
                 raise GatewayError(f"the Dataverse environment {name} is no longer registered")
             await _check_existing(name, known.url)
+            if is_odata(known.url):  # its tables are there; the gateway's records here
+                async with connect(await self._location.create(name), write=True) as conn:
+                    await dataverse.create_platform_tables(conn)
             return
         if known is not None and not known.managed:
             raise GatewayError(
@@ -311,26 +323,30 @@ class IntegrationService:
                 "licence, which installing the platform components needs: assign one "
                 "(assignLicence)"
             )
-        url = await self._dataverse_url(job)
-        async with connect(url, write=True) as conn:
+        _, records = await self._dataverse_url(job)
+        async with connect(records, write=True) as conn:
             await dataverse.install_solutions(conn, PLATFORM_COMPONENTS[job.template])
 
     async def _link(self, job: _Job) -> None:
         env = job.environment
-        url = await self._dataverse_url(job)
+        url, records = await self._dataverse_url(job)
         await _reach_fno(env)
         tenant = await self._tenant.tenant()
-        async with connect(url, write=True) as conn:
+        async with connect(records, write=True) as conn:
             details = {
                 "environment": env.name,
                 "url": env.display_url,
                 "tenantid": tenant.tenant_id,
             }
             await dataverse.record_link(conn, job.link_id, details)
+        if is_odata(env.fno_url):
+            return  # F&O's service keeps no records of the gateway's: the link is here
         async with connect(env.fno_url, write=True) as conn:
             await record_dataverse_link(conn, job.link_id, job.dataverse_environment, redact(url))
 
-    async def _dataverse_url(self, job: _Job) -> str:
+    async def _dataverse_url(self, job: _Job) -> tuple[str, str]:
+        """The linked Dataverse environment's URL, and where its platform records are;
+        once it answers."""
         known = await self._tenant.dataverse_environment(job.dataverse_environment)
         if known is None:
             raise GatewayError(
@@ -338,13 +354,13 @@ class IntegrationService:
                 "up again"
             )
         try:
-            await probe(known.url)
+            await reach(known.url)
         except GatewayError as exc:
             raise GatewayError(
                 f"the Dataverse environment {known.name} cannot be reached ({exc.message}): "
                 "bring its store back, then resume"
             ) from exc
-        return known.url
+        return known.url, self._location.platform_for(known.name, known.url)
 
     async def _existing_check(self, environment: str, name: str) -> Check:
         known = await self._tenant.dataverse_environment(name)
@@ -430,9 +446,12 @@ def _refuse_failing(checks: list[Check], what: str) -> None:
 
 
 async def _check_existing(name: str, url: str) -> None:
-    await probe(url)
-    async with connect(url, write=False) as conn:
-        missing = await dataverse.missing_native_tables(conn)
+    await reach(url)
+    if is_odata(url):
+        missing = dataverse.missing_of(await published(url))
+    else:
+        async with connect(url, write=False) as conn:
+            missing = await dataverse.missing_native_tables(conn)
     if missing:
         raise GatewayError(
             f"the Dataverse environment {name} was not created with Dynamics 365 apps enabled "
@@ -443,7 +462,7 @@ async def _check_existing(name: str, url: str) -> None:
 
 async def _exists(url: str) -> bool:
     try:
-        await probe(url)
+        await reach(url)
     except GatewayError:
         return False
     return True
@@ -451,7 +470,7 @@ async def _exists(url: str) -> bool:
 
 async def _reach_fno(env: Environment) -> None:
     try:
-        await probe(env.fno_url)
+        await reach(env.fno_url)
     except GatewayError as exc:
         raise GatewayError(
             f"the F&O store of {env.name} cannot be reached ({exc.message}): fix it or point "

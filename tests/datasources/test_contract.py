@@ -41,7 +41,7 @@ from gateway.kernel.plan import (
     with_key_order,
 )
 from tests.conftest import BACKENDS, Databases, build_store, odata_url
-from tests.peers.odata_fno.peer import start as start_peer
+from tests.peers.odata.peer import start as start_peer
 
 FIELDS = (
     "CustomerAccount",

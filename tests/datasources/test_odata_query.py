@@ -18,7 +18,7 @@ from gateway.kernel.catalog import FieldType
 from gateway.kernel.errors import BadUserInput, UpstreamFailed
 from gateway.kernel.plan import Compare, Not, Op, OrderTerm
 
-METADATA = Path(__file__).parents[1] / "peers" / "odata_fno" / "metadata.xml"
+METADATA = Path(__file__).parents[1] / "peers" / "odata" / "fno.xml"
 SERVICE = read_metadata(METADATA.read_bytes())
 CUSTOMER = SERVICE.entity("CustomerV3")
 

@@ -22,8 +22,8 @@ from gateway.check import stores
 from gateway.kernel.errors import Conflict, UpstreamFailed
 from gateway.settings import Settings
 from tests.conftest import PEER_SECRET, Databases, Gateway, build_store, odata_url, start_gateway
-from tests.peers.odata_fno.peer import Peer
-from tests.peers.odata_fno.peer import start as start_peer
+from tests.peers.odata.peer import Peer
+from tests.peers.odata.peer import start as start_peer
 
 CREATE = """mutation($input: CustomerV3CreateInput!) {
   createCustomerV3(input: $input) { dataAreaId customerAccount organizationName creditLimit

@@ -1,9 +1,12 @@
-"""A real OData v4 service shaped like Dynamics 365 F&O, for testing an OData datasource.
+"""A real OData v4 service shaped like Dynamics 365 F&O's `/data` (or Dataverse's Web
+API), for testing an OData datasource.
 
 It serves the demo store's rows (read once from a SQL store) through odatapy's
 in-memory service, and adds what odatapy does not know about F&O: bearer tokens
 from a fake Entra ID token endpoint, company scoping (`cross-company=true`),
-navigation derived from referential constraints, and fault injection.
+navigation derived from referential constraints, and fault injection. Shaped like
+Dataverse, it serves the native tables a linked environment has (empty, or seeded),
+with odatapy's change tracking (`Prefer: odata.track-changes`, delta links).
 
 It overrides a few private hooks of odatapy's in-memory processor (`_related`,
 `_resolve`, `_assign_keys`, `_serializer`), so it needs odatapy 5.3.0 exactly.
@@ -43,11 +46,18 @@ from odatapy.server.processor import CustomETagSupport
 from odatapy.server.serializer.json_serializer import ODataJsonSerializer
 from sqlalchemy import MetaData, select
 
+from datasources.dataverse.tables import NATIVE_TABLES
 from datasources.fno_demo.entities import DEMO_ENTITIES
 from datasources.sql.engine import create_engine
 from datasources.sql.tables import entity_table
+from gateway.kernel.catalog import EntityMetadata
+from tests.peers.odata.make_metadata import SOLUTION
 
-METADATA = Path(__file__).with_name("metadata.xml")
+FOLDER = Path(__file__).parent
+SERVICES: dict[str, tuple[tuple[EntityMetadata, ...], str]] = {  # seeded entities, mount
+    "fno": (DEMO_ENTITIES, "/data"),
+    "dataverse": (NATIVE_TABLES, "/api/data/v9.2"),
+}
 COMPANY_FIELD = "dataAreaId"
 DEFAULT_COMPANY = "usmf"
 CONCURRENCY = "Org.OData.Core.V1.OptimisticConcurrency"
@@ -232,15 +242,15 @@ def _properties(declared: list[EdmProperty], values: Mapping[str, Any]) -> list[
     return out
 
 
-def _load_rows(seed_url: str) -> dict[str, list[Row]]:
-    """Every row of the demo entities, by entity set, keyed by field name."""
+def _load_rows(seed_url: str, entities: tuple[EntityMetadata, ...]) -> dict[str, list[Row]]:
+    """Every row of the entities, by entity set, keyed by field name."""
 
     async def read() -> dict[str, list[Row]]:
         engine = create_engine(seed_url)
         out: dict[str, list[Row]] = {}
         try:
             async with engine.connect() as conn:
-                for entity in DEMO_ENTITIES:
+                for entity in entities:
                     table = entity_table(entity, MetaData(), engine.dialect.name)
                     result = await conn.execute(select(table))
                     names = {f.column: f.name for f in entity.fields}
@@ -287,9 +297,9 @@ class _Server(ThreadingMixIn, WSGIServer):
 class Peer:
     """A running F&O-shaped OData service; see `start`.
 
-    `url` is the service root (ending in `/data/`), `authority` the origin the token
-    endpoint lives under (`{authority}/{tenant}/oauth2/v2.0/token`). `requests`
-    lists `(method, raw path and query)` of every /data request, refused ones
+    `url` is the service root (ending in `/data/`, or `/api/data/v9.2/`), `authority`
+    the origin the token endpoint lives under (`{authority}/{tenant}/oauth2/v2.0/token`).
+    `requests` lists `(method, raw path and query)` of every service request, refused ones
     included; `tokens_issued` counts tokens the token endpoint handed out.
     """
 
@@ -301,8 +311,10 @@ class Peer:
         client_id: str,
         client_secret: str,
         token_seconds: int,
+        mount: str = "/data",
     ) -> None:
         self._odata = odata_app
+        self._mount = mount
         self._fixed_token = token
         self._client = (client_id, client_secret)
         self._token_seconds = token_seconds
@@ -315,7 +327,7 @@ class Peer:
         self._server = make_server("127.0.0.1", 0, self, _Server, _Quiet)
         port = self._server.server_address[1]
         self.authority = f"http://127.0.0.1:{port}"
-        self.url = f"{self.authority}/data/"
+        self.url = f"{self.authority}{mount}/"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -324,7 +336,7 @@ class Peer:
             self._faults.clear()
 
     def fail_next(self, n: int, status: int = 429, retry_after: int = 1) -> None:
-        """Answer the next `n` /data requests with `status`, `Retry-After` and an OData
+        """Answer the next `n` service requests with `status`, `Retry-After` and an OData
         error, before their token is looked at (as a throttling front end would)."""
         with self._lock:
             self._faults.extend([(status, retry_after)] * n)
@@ -347,7 +359,7 @@ class Peer:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path == "/data" or path.startswith("/data/"):
+        if path == self._mount or path.startswith(f"{self._mount}/"):
             return self._data(environ, start_response)
         if _TOKEN_PATH.match(path) and environ["REQUEST_METHOD"] == "POST":
             return self._issue_token(environ, start_response)
@@ -427,32 +439,43 @@ def _json(
 
 
 def start(
-    seed_url: str,
+    seed_url: str | None,
     *,
+    service: str = "fno",
+    solutions: Iterable[str] = (),
     token: str = "peer-token",
     page_size: int = 1000,
     client_id: str = "gateway",
     client_secret: str = "s3cret",
     token_seconds: int = 3600,
 ) -> Peer:
-    """Serve the demo store at `seed_url` as F&O would, on a free local port.
+    """Serve the store at `seed_url` (the demo F&O store, or a Dataverse store; None:
+    no rows) as the `service` ("fno" or "dataverse") would, on a free local port.
+    A Dataverse peer lists `solutions` as installed.
 
     The rows are copied into memory: writes through the peer never reach the store.
     """
-    odata = OData.new_instance(strict_deserialization=True)  # F&O refuses unknown properties
-    metadata = odata.create_service_metadata(XmlEdmProvider.from_file(str(METADATA)), "4.0")
+    entities, mount = SERVICES[service]
+    odata = OData.new_instance(strict_deserialization=True)  # both refuse unknown properties
+    provider = XmlEdmProvider.from_file(str(FOLDER / f"{service}.xml"))
+    metadata = odata.create_service_metadata(provider, "4.0")
     edm = metadata.edm
     handler = odata.create_handler(metadata)
-    rows = _load_rows(seed_url)
+    rows = _load_rows(seed_url, entities) if seed_url else {}
+    if service == "dataverse":
+        rows[SOLUTION.collection_name] = [
+            {"solutionid": str(uuid.uuid4()), "uniquename": name} for name in solutions
+        ]
     store = _Store(edm)
     for name, entity_rows in rows.items():
         entity_set = edm.get_entity_set(name)
-        assert entity_set is not None, f"{name} is missing from metadata.xml"
+        assert entity_set is not None, f"{name} is missing from {service}.xml"
         store.set_entities(name, _entities(entity_rows, entity_set))
     handler.register(_Processor(store, page_size=page_size))
-    app = ODataWSGIApp(handler, mount_path="/data")
+    app = ODataWSGIApp(handler, mount_path=mount)
     return Peer(
         app,
+        mount=mount,
         token=token,
         client_id=client_id,
         client_secret=client_secret,

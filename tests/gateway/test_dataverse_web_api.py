@@ -1,0 +1,158 @@
+"""A real Dataverse environment is reached over its Web API (OData v4): linked as an
+existing environment, its tables are in the schema and read and written there,
+dual-write keeps them in sync with F&O both ways (what other clients write comes
+from the service's change feed), and a write the other side refuses is undone
+in the Web API too. The service is the Dataverse-shaped OData peer (tests/peers)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.auth import Role
+from tests.conftest import Gateway, odata_url
+from tests.gateway.test_dualwrite import (
+    ACCOUNT,
+    CUSTOMER,
+    CUSTOMERS,
+    READ_CUSTOMER,
+    UPDATE_ACCOUNT,
+    customer,
+    run_customers,
+    wait_for,
+)
+from tests.gateway.test_setup import admin, new_environment, setup, wait_until
+from tests.peers.odata.peer import Peer
+from tests.peers.odata.peer import start as start_peer
+
+TOKEN = {"Authorization": "Bearer peer-token"}
+REGISTER = (
+    "mutation($n: String!, $u: String!) { registerDataverseEnvironment(name: $n, url: $u) "
+    "{ name managed } }"
+)
+
+
+@pytest.fixture
+def dataverse() -> Iterator[Peer]:
+    """A Dataverse-shaped OData service with no rows."""
+    with start_peer(None, service="dataverse") as peer:
+        yield peer
+
+
+@pytest.fixture
+def web_api(dataverse: Peer, control_plane: Callable[..., Gateway]) -> tuple[Gateway, Peer]:
+    """A gateway linked to a Dataverse Web API, with the dual-write application (the
+    service stops after the gateway)."""
+    gw, peer = control_plane(), dataverse
+    env = new_environment(gw)
+    name = f"{env}-dv"
+    registered = gw.data(REGISTER, {"n": name, "u": odata_url(peer, "standard")}, admin(gw))
+    assert registered["registerDataverseEnvironment"] == {"name": name, "managed": False}
+    assert "errors" not in setup(gw, env, f', existingDataverseEnvironment: "{name}"')
+    assert wait_until(gw, env, "COMPLETED")["dataverseEnvironment"] == name
+    gw.data(
+        "mutation($e: String!) { installDualWriteApplication(environment: $e) { state } }",
+        {"e": env},
+        token=admin(gw),
+    )
+    installations = "query($e: String!) { addInInstallations(environment: $e) { state } }"
+    wait_for(
+        lambda: gw.data(installations, {"e": env})["addInInstallations"] == [{"state": "INSTALLED"}]
+    )
+    return gw, peer
+
+
+def service_accounts(peer: Peer, number: str) -> list[dict[str, Any]]:
+    """The accounts the service itself holds (not through the gateway)."""
+    found = httpx.get(
+        peer.url + "accounts",
+        params={"$filter": f"accountnumber eq '{number}'"},
+        headers=TOKEN,
+    )
+    assert found.status_code == 200, found.text
+    rows: list[dict[str, Any]] = found.json()["value"]
+    return rows
+
+
+def credit_limit(gw: Gateway, number: str) -> str | None:
+    found = gw.data(READ_CUSTOMER, {"a": number})["customerV3"]
+    return found["creditLimit"] if found else None
+
+
+def test_a_linked_web_api_syncs_both_ways_and_undoes_refused_writes(
+    web_api: tuple[Gateway, Peer],
+) -> None:
+    gw, peer = web_api
+    writer = gw.token(Role.WRITER, sub="rep@contoso.com")
+    assert gw.data("{ accounts { totalCount } }")["accounts"]["totalCount"] == 0
+    run_customers(gw, writer)  # the legal entity reached the service as a cdm_company
+
+    # an F&O write through the gateway is carried into the service
+    gw.data(CUSTOMER, {"input": customer("WA-1")}, token=writer)
+    [account] = service_accounts(peer, "WA-1")
+    assert (account["name"], account["msdyn_company"]) == ("Customer WA-1", "USMF")
+    assert account["creditlimit"] == 2000
+    assert gw.data(ACCOUNT, {"a": "WA-1"})["accounts"]["nodes"][0]["name"] == "Customer WA-1"
+
+    # another client of the service raises the credit limit: F&O has it
+    path = f"{peer.url}accounts({account['accountid']})"
+    changed = httpx.patch(path, json={"creditlimit": 7500}, headers={**TOKEN, "If-Match": "*"})
+    assert changed.status_code == 204, changed.text
+    wait_for(lambda: (credit_limit(gw, "WA-1") or "").startswith("7500"))
+
+    # a Dataverse write F&O refuses (no customer group NOPE) leaves the service as it was
+    refused = gw.error(
+        UPDATE_ACCOUNT,
+        {
+            "id": account["accountid"],
+            "input": {"msdyn_customergroupid": "NOPE", "creditlimit": "9"},
+        },
+        token=writer,
+    )
+    assert refused["message"].startswith("F&O refused the change:")
+    [kept] = service_accounts(peer, "WA-1")
+    assert (kept["creditlimit"], kept["msdyn_customergroupid"]) == (7500, "10")
+
+    # a Dataverse write through the gateway reaches F&O once; it does not come back
+    # from the change feed as another client's
+    change = {"id": account["accountid"], "input": {"creditlimit": "8000"}}
+    done = gw.data(UPDATE_ACCOUNT, change, token=writer)
+    assert done["updateAccount"]["creditlimit"].startswith("8000")
+    assert (credit_limit(gw, "WA-1") or "").startswith("8000")
+    version = gw.data(READ_CUSTOMER, {"a": "WA-1"})["customerV3"]["recVersion"]
+    time.sleep(1.0)  # a few tracker rounds
+    assert gw.data(READ_CUSTOMER, {"a": "WA-1"})["customerV3"]["recVersion"] == version
+
+    # a row another client creates in the service becomes a customer
+    created = httpx.post(
+        peer.url + "accounts",
+        json={
+            "accountid": str(uuid.uuid4()),
+            "accountnumber": "WA-2",
+            "name": "Made in Dataverse",
+            "msdyn_company": "USMF",
+            "msdyn_customergroupid": "10",
+            "creditlimit": 300,
+            "statecode": "Active",
+        },
+        headers=TOKEN,
+    )
+    assert created.status_code == 201, created.text
+    wait_for(lambda: (credit_limit(gw, "WA-2") or "").startswith("300"))
+
+    # and one it deletes goes from F&O: the feed names it by its id alone, the gateway
+    # knows what it held
+    gone = httpx.delete(path, headers={**TOKEN, "If-Match": "*"})
+    assert gone.status_code == 204, gone.text
+    wait_for(lambda: credit_limit(gw, "WA-1") is None)
+    tracked = gw.data("{ dualWriteMaps { name activity { kind message } } }")["dualWriteMaps"]
+    lines = next(m for m in tracked if m["name"] == CUSTOMERS)["activity"]
+    assert any(
+        line["kind"] == "TRACKED" and "written directly to Dataverse synced" in line["message"]
+        for line in lines
+    )
