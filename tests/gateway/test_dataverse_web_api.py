@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -44,8 +44,14 @@ def dataverse() -> Iterator[Peer]:
         yield peer
 
 
+class Linked(NamedTuple):
+    gw: Gateway
+    peer: Peer
+    environment: str  # the F&O environment's name
+
+
 @pytest.fixture
-def web_api(dataverse: Peer, control_plane: Callable[..., Gateway]) -> tuple[Gateway, Peer]:
+def web_api(dataverse: Peer, control_plane: Callable[..., Gateway]) -> Linked:
     """A gateway linked to a Dataverse Web API, with the dual-write application (the
     service stops after the gateway)."""
     gw, peer = control_plane(), dataverse
@@ -64,7 +70,7 @@ def web_api(dataverse: Peer, control_plane: Callable[..., Gateway]) -> tuple[Gat
     wait_for(
         lambda: gw.data(installations, {"e": env})["addInInstallations"] == [{"state": "INSTALLED"}]
     )
-    return gw, peer
+    return Linked(gw, peer, env)
 
 
 def service_accounts(peer: Peer, number: str) -> list[dict[str, Any]]:
@@ -84,10 +90,8 @@ def credit_limit(gw: Gateway, number: str) -> str | None:
     return found["creditLimit"] if found else None
 
 
-def test_a_linked_web_api_syncs_both_ways_and_undoes_refused_writes(
-    web_api: tuple[Gateway, Peer],
-) -> None:
-    gw, peer = web_api
+def test_a_linked_web_api_syncs_both_ways_and_undoes_refused_writes(web_api: Linked) -> None:
+    gw, peer, _ = web_api
     writer = gw.token(Role.WRITER, sub="rep@contoso.com")
     assert gw.data("{ accounts { totalCount } }")["accounts"]["totalCount"] == 0
     run_customers(gw, writer)  # the legal entity reached the service as a cdm_company
@@ -156,3 +160,54 @@ def test_a_linked_web_api_syncs_both_ways_and_undoes_refused_writes(
         line["kind"] == "TRACKED" and "written directly to Dataverse synced" in line["message"]
         for line in lines
     )
+
+
+def test_initial_sync_copies_into_the_web_api_and_unlinking_keeps_it(web_api: Linked) -> None:
+    gw, peer, env = web_api
+    started = gw.data(
+        f'mutation {{ runDualWriteMap(name: "{CUSTOMERS}", initialSync: true, master: FNO) '
+        "{ name } }",
+        token=admin(gw),
+    )["runDualWriteMap"]
+    names = {m["name"] for m in started}
+
+    def all_running() -> bool:
+        maps = gw.data("{ dualWriteMaps { name state } }")["dualWriteMaps"]
+        return all(m["state"] == "RUNNING" for m in maps if m["name"] in names)
+
+    wait_for(all_running, 120)
+    organizations = "{ customersV3(crossCompany: true, where: {partyType: {eq: Organization}}) "
+    customers = gw.data(organizations + "{ totalCount } }")["customersV3"]["totalCount"]
+    assert customers > 0
+    counted = httpx.get(
+        peer.url + "accounts", params={"$count": "true", "$top": "0"}, headers=TOKEN
+    ).json()["@odata.count"]
+    assert counted == customers
+    assert gw.data("{ accounts { totalCount } }")["accounts"]["totalCount"] == customers
+    errors = gw.data("{ dualWriteMaps { name errorCount } }")["dualWriteMaps"]
+    assert all(m["errorCount"] == 0 for m in errors if m["name"] in names)
+
+    # unlinked, the tables leave the schema; the environment and its rows stay
+    unlinked = gw.data(
+        "mutation($e: String!) { unlinkPowerPlatformIntegration(environment: $e, "
+        "confirmEnvironmentName: $e) { state } }",
+        {"e": env},
+        token=admin(gw),
+    )
+    assert unlinked["unlinkPowerPlatformIntegration"]["state"] == "NOT_LINKED"
+    wait_for(lambda: "errors" in gw.query("{ accounts { totalCount } }"))
+    kept = httpx.get(peer.url + "accounts", params={"$count": "true", "$top": "0"}, headers=TOKEN)
+    assert kept.json()["@odata.count"] == customers
+
+
+def test_a_service_without_the_native_tables_cannot_be_linked(
+    control_plane: Callable[..., Gateway], odata_peer: Peer
+) -> None:
+    gw = control_plane()
+    env = new_environment(gw)
+    name = f"{env}-dv"
+    gw.data(REGISTER, {"n": name, "u": odata_url(odata_peer, "standard")}, admin(gw))
+    refused = setup(gw, env, f', existingDataverseEnvironment: "{name}"')["errors"][0]
+    assert refused["extensions"]["failing"] == ["DATAVERSE_ENVIRONMENT"]
+    assert "not created with Dynamics 365 apps enabled" in refused["message"]
+    assert "account" in refused["message"]
