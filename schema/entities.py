@@ -26,7 +26,7 @@ from gateway.kernel.errors import BadUserInput
 from gateway.kernel.plan import Connection, child_slot
 from schema.context import RequestContext
 from schema.filters import OPERATOR_INPUTS, NullsOrder, OrderDirection, enum_operators
-from schema.naming import Inflector
+from schema.naming import ETAG_FIELD, Inflector
 from schema.planner import FNO, EntityBinding, Planner
 from schema.registry import TypeRegistry
 from schema.scalars import SCALARS
@@ -112,6 +112,15 @@ class EntityTypes:
                 description=field.label or None,
             )
             f.python_name = field.name
+            fields.append(f)
+        if entity.etag and ETAG_FIELD not in {f.name for f in fields}:
+            f = make_field(
+                name=ETAG_FIELD,
+                graphql_type=str | None,
+                description="The row's version as its store tags it: pass it as ifMatch to "
+                "change or delete this version only.",
+            )
+            f.python_name = ETAG_FIELD
             fields.append(f)
         for relation in entity.relations:
             target = self.catalog.entity(relation.target)

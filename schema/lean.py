@@ -16,7 +16,8 @@ from typing import Any
 from graphql import GraphQLObjectType, GraphQLResolveInfo, GraphQLSchema
 
 from gateway.kernel.cursor import encode_cursor
-from gateway.kernel.plan import Connection, child_slot
+from gateway.kernel.plan import ETAG_SLOT, Connection, child_slot
+from schema.naming import ETAG_FIELD
 from schema.planner import EntityBinding
 
 Resolver = Callable[..., Any]
@@ -46,6 +47,8 @@ def _row_resolvers(binding: EntityBinding) -> dict[str, Resolver]:
     }
     for name in binding.relations:
         resolvers[name] = _relation
+    if binding.entity.etag and ETAG_FIELD not in binding.fields:
+        resolvers[ETAG_FIELD] = _etag
     return resolvers
 
 
@@ -54,6 +57,10 @@ def _column(key: str) -> Resolver:
         return row[key]
 
     return resolve
+
+
+def _etag(row: dict[str, Any], _info: Info) -> Any:
+    return row.get(ETAG_SLOT)
 
 
 def _relation(row: dict[str, Any], info: Info, **_: Any) -> Any:

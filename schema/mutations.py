@@ -23,7 +23,7 @@ from gateway.kernel.change import VERSION_FIELDS, Change, ChangeKind, version_fi
 from gateway.kernel.dualwrite import Side
 from schema.context import RequestContext
 from schema.entities import EntityTypes, input_field, make_field, planner_arguments, with_arguments
-from schema.naming import Inflector
+from schema.naming import IF_MATCH, Inflector
 from schema.planner import Planner
 
 
@@ -105,14 +105,9 @@ class EntityMutations:
             self.names.update_mutation(entity),
             self.types.registry.ref(self.names.object_type(entity)),
             resolve,
-            [
-                *self._key_arguments(entity),
-                ("expectedVersion", int | None),
-                ("input", input_type),
-            ],
-            f"Change a {entity.name}. Pass the row version you read "
-            f"({version_field(entity) or 'none'}) as expectedVersion: if the row changed "
-            "since, the answer is CONFLICT and nothing is written.",
+            [*self._key_arguments(entity), *self._version_arguments(entity), ("input", input_type)],
+            f"Change a {entity.name}. Pass {_version(entity)}: if the row changed since, the "
+            "answer is CONFLICT and nothing is written.",
         )
 
     def _delete(self, entity: EntityMetadata) -> StrawberryField:
@@ -132,9 +127,14 @@ class EntityMutations:
             self.names.delete_mutation(entity),
             Deleted,
             resolve,
-            [*self._key_arguments(entity), ("expectedVersion", int | None)],
-            f"Delete a {entity.name} (only if still at expectedVersion, when given).",
+            [*self._key_arguments(entity), *self._version_arguments(entity)],
+            f"Delete a {entity.name} (only if still at {_version_argument(entity)}, when given).",
         )
+
+    def _version_arguments(self, entity: EntityMetadata) -> list[tuple[str, Any]]:
+        """How a writer says which version of the row it read."""
+        arguments: list[tuple[str, Any]] = [("expectedVersion", int | None)]
+        return [*arguments, (IF_MATCH, str | None)] if entity.etag else arguments
 
     def _mutation(
         self, name: str, kind: Any, resolve: Any, arguments: list[tuple[str, Any]], about: str
@@ -172,8 +172,9 @@ class EntityMutations:
             company = key.get(entity.company_field)
             key[entity.company_field] = str(company).lower() if company is not None else None
             principal.check_company(key[entity.company_field])
-        expected = (args or {}).get("expectedVersion")
-        return Change(entity.name, kind, key, values, expected, principal.subject)
+        args = args or {}
+        expected, tag = args.get("expectedVersion"), args.get(IF_MATCH)
+        return Change(entity.name, kind, key, values, expected, principal.subject, if_match=tag)
 
     async def _apply(
         self, info: strawberry.Info, entity: EntityMetadata, change: Change
@@ -195,6 +196,16 @@ class EntityMutations:
         store = context.source(self.types.bindings[entity.name].source)
         page = await store.fetch(planner.by_key(entity, list(raw.field_nodes), key))
         return page.rows[0] if page.rows else None
+
+
+def _version(entity: EntityMetadata) -> str:
+    if entity.etag:
+        return f"the etag you read as {IF_MATCH}"
+    return f"the row version you read ({version_field(entity) or 'none'}) as expectedVersion"
+
+
+def _version_argument(entity: EntityMetadata) -> str:
+    return IF_MATCH if entity.etag else "expectedVersion"
 
 
 def _plain(value: Any) -> Any:

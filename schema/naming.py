@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from gateway.kernel.catalog import EntityField, EntityMetadata, EnumType, Relation
 
+ETAG_FIELD = "etag"  # a row's ETag, on entities whose store tags rows (`EntityMetadata.etag`)
+IF_MATCH = "ifMatch"  # the mutations' argument that passes one back
+
 
 def lower_first(name: str) -> str:
     """`CustomerAccount` → `customerAccount`; `dataAreaId` stays; `URLPath` → `urlPath`."""

@@ -8,7 +8,7 @@ complex and collection values) are left out, as F&O's AnyType fields are.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree
@@ -84,9 +84,13 @@ def read_metadata(document: bytes) -> Service:
         for element in schema.findall(f"{_EDM}EntityType"):
             types[f"{namespace}.{element.get('Name')}"] = element
     sets: dict[str, str] = {}  # qualified type → entity set
+    tagged: set[str] = set()  # entity sets whose rows carry ETags
     for container in root.iter(f"{_EDM}EntityContainer"):
         for entity_set in container.findall(f"{_EDM}EntitySet"):
             sets[_unalias(entity_set.get("EntityType", ""), aliases)] = entity_set.get("Name", "")
+            terms = (a.get("Term", "") for a in entity_set.findall(f"{_EDM}Annotation"))
+            if any(t.endswith(".OptimisticConcurrency") for t in terms):
+                tagged.add(entity_set.get("Name", ""))
     entities = []
     guids: set[tuple[str, str]] = set()
     for type_name, collection in sets.items():
@@ -94,7 +98,8 @@ def read_metadata(document: bytes) -> Service:
         if found is None:
             continue
         element = found
-        entities.append(_entity(element, collection, types, enums, aliases, set(sets)))
+        entity = _entity(element, collection, types, enums, aliases, set(sets))
+        entities.append(replace(entity, etag=collection in tagged))
         guids.update(
             (element.get("Name", ""), p.get("Name", ""))
             for p in element.findall(f"{_EDM}Property")

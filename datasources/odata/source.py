@@ -38,7 +38,15 @@ from datasources.sql import outbox
 from gateway.kernel.catalog import Cardinality, EntityMetadata
 from gateway.kernel.change import Change, ChangeKind, TrackedChange
 from gateway.kernel.errors import BadUserInput, GatewayError, NotFound, UpstreamFailed
-from gateway.kernel.plan import ChildPlan, Connection, QueryPlan, Row, child_slot, page_of
+from gateway.kernel.plan import (
+    ETAG_SLOT,
+    ChildPlan,
+    Connection,
+    QueryPlan,
+    Row,
+    child_slot,
+    page_of,
+)
 from gateway.kernel.shape import Shape
 
 log = logging.getLogger(__name__)
@@ -200,7 +208,7 @@ class ODataSource:
     def _convert(
         self, r: Renderer, plan: QueryPlan, found: Json, expanded: Sequence[ChildPlan], level: int
     ) -> Row:
-        row = r.row(plan.entity, found, plan.required_columns())
+        row = _with_etag(plan.entity, r.row(plan.entity, found, plan.required_columns()), found)
         for child in expanded:
             slot = child_slot(child.key)
             value = found.get(child.relation.name)
@@ -274,7 +282,7 @@ class ODataSource:
 
         for found in await asyncio.gather(*(batch(chunk) for chunk in batches)):
             for item in found:
-                row = r.row(target, item, list(columns))
+                row = _with_etag(target, r.row(target, item, list(columns)), item)
                 grouped[tuple(row[t] for t in targets)].append(row)
 
         if child.relation.cardinality is Cardinality.ONE:
@@ -457,8 +465,8 @@ class ODataUnit:
         computed or defaulted included), whatever `read_back` says."""
         if change.expected_version is not None:
             raise BadUserInput(
-                f"{entity.name} rows carry the service's ETags, not versions: leave "
-                "expectedVersion out (the gateway sends If-Match with the ETag it read)"
+                f"{entity.name} rows carry the service's ETags, not versions: pass the etag "
+                "you read as ifMatch instead of expectedVersion"
             )
         r, key = self._r, dict(change.key)
         if change.kind is ChangeKind.CREATE:
@@ -469,6 +477,7 @@ class ODataUnit:
         before, etag = await self._source.read_row(entity, key)
         if before is None:
             raise NotFound(f"there is no {entity.name} {_describe(key)}")
+        etag = change.if_match or etag  # the version the writer read, if it says
         key = {f.name: before[f.name] for f in entity.key}  # named by another key, maybe
         path = r.key_path(entity, key)
         if change.kind is ChangeKind.DELETE:
@@ -636,6 +645,12 @@ class _Done:
 
 def _clean(params: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in params.items() if not (k == "$filter" and v == TRUE)}
+
+
+def _with_etag(entity: EntityMetadata, row: Row, found: Json) -> Row:
+    if entity.etag:
+        row[ETAG_SLOT] = found.get("@odata.etag")
+    return row
 
 
 def _rows_in(parents: list[Row], slot: str) -> list[Row]:

@@ -104,6 +104,7 @@ class EntityMetadata:
     company_field: str | None = None
     operations: frozenset[Operation] = frozenset({Operation.READ})
     auto_create: bool = False
+    etag: bool = False  # rows carry the store's ETags (OData): writers may pass one back
     _by_name: Mapping[str, EntityField] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -205,6 +206,7 @@ def _replace_relations(entity: EntityMetadata, relations: tuple[Relation, ...]) 
         company_field=entity.company_field,
         operations=entity.operations,
         auto_create=entity.auto_create,
+        etag=entity.etag,
     )
 
 
@@ -218,6 +220,7 @@ def entity_to_dict(entity: EntityMetadata) -> dict[str, Any]:
         "company_field": entity.company_field,
         "operations": sorted(entity.operations),
         "auto_create": entity.auto_create,
+        "etag": entity.etag,
         "fields": [
             {
                 "name": f.name,
@@ -295,4 +298,5 @@ def entity_from_dict(data: Mapping[str, Any]) -> EntityMetadata:
         company_field=data.get("company_field"),
         operations=frozenset(Operation(o) for o in data.get("operations", ["read"])),
         auto_create=data.get("auto_create", False),
+        etag=data.get("etag", False),
     )

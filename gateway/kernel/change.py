@@ -42,6 +42,7 @@ class Change:
     expected_version: int | None = None
     actor: str = ""
     origin: str = "graphql"
+    if_match: str | None = None  # the ETag the writer read (OData stores)
 
 
 _OPERATION = {

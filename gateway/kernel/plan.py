@@ -175,6 +175,11 @@ def child_slot(key: str) -> str:
     return "@" + key
 
 
+ETAG_SLOT = "@odata.etag"
+"""Where a row of an entity with ETags carries its own (no child slot is named so: a
+GraphQL response key has no dot)."""
+
+
 @dataclass
 class Connection:
     """One page of rows, with what Relay's pageInfo and totalCount need."""

@@ -121,6 +121,50 @@ def test_create_update_delete_read_back_through_the_service(gateway: Gateway) ->
     assert missing["extensions"]["code"] == "NOT_FOUND"
 
 
+def test_a_writer_passes_the_etag_it_read_and_a_stale_one_is_a_conflict(
+    gateway: Gateway,
+) -> None:
+    token = writer(gateway)
+    gateway.data(CREATE, {"input": new_customer("OD-0004")}, token)
+    tagged = """query($account: String!) {
+      customerV3(dataAreaId: "USMF", customerAccount: $account) { etag creditLimit }
+      customersV3(crossCompany: true, first: 1) { nodes { etag customerGroup { etag } } } }"""
+    read = gateway.data(tagged, {"account": "OD-0004"})
+    etag = read["customerV3"]["etag"]
+    assert etag.startswith('W/"')
+    listed = read["customersV3"]["nodes"][0]
+    assert listed["etag"] and listed["customerGroup"]["etag"]  # expanded rows carry theirs
+    update = """mutation($account: String!, $tag: String, $input: CustomerV3UpdateInput!) {
+      updateCustomerV3(dataAreaId: "USMF", customerAccount: $account, ifMatch: $tag,
+        input: $input) { creditLimit etag } }"""
+    first = gateway.data(
+        update, {"account": "OD-0004", "tag": etag, "input": {"creditLimit": "10"}}, token
+    )["updateCustomerV3"]
+    assert first["creditLimit"] == "10" and first["etag"] != etag
+
+    # the version read before that change is stale now: nothing is written
+    stale = gateway.error(
+        update, {"account": "OD-0004", "tag": etag, "input": {"creditLimit": "20"}}, token
+    )
+    assert stale["extensions"]["code"] == "CONFLICT"
+    assert gateway.data(READ, {"account": "OD-0004"})["customerV3"]["creditLimit"] == "10"
+    delete = """mutation($account: String!, $tag: String) {
+      deleteCustomerV3(dataAreaId: "USMF", customerAccount: $account, ifMatch: $tag) { entity } }"""
+    refused = gateway.error(delete, {"account": "OD-0004", "tag": etag}, token)
+    assert refused["extensions"]["code"] == "CONFLICT"
+    gateway.data(delete, {"account": "OD-0004", "tag": first["etag"]}, token)
+    assert gateway.data(READ, {"account": "OD-0004"})["customerV3"] is None
+
+    # rows with ETags have no row version to pass
+    versioned = gateway.error(
+        'mutation { updateCustomerV3(dataAreaId: "USMF", customerAccount: "US-001", '
+        'expectedVersion: 1, input: {creditLimit: "1"}) { creditLimit } }',
+        token=token,
+    )
+    assert versioned["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "ifMatch" in versioned["message"]
+
+
 def test_the_services_refusal_is_passed_on(gateway: Gateway) -> None:
     token = writer(gateway)
     gateway.data(CREATE, {"input": new_customer("OD-0002")}, token)
