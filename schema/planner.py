@@ -31,6 +31,7 @@ from gateway.kernel.catalog import Cardinality, EntityField, EntityMetadata, Rel
 from gateway.kernel.cursor import decode_cursor
 from gateway.kernel.errors import BadUserInput, LimitExceeded
 from gateway.kernel.plan import (
+    ETAG_SLOT,
     And,
     ChildPlan,
     Compare,
@@ -58,6 +59,7 @@ from gateway.kernel.shape import (
     Typename,
 )
 from schema.context import ReadLimits
+from schema.naming import ETAG_FIELD
 
 PAGE_INFO = Typename("PageInfo")
 FNO = "fno"
@@ -233,6 +235,8 @@ class Planner:
             name = found[0].name.value
             if name in binding.fields:
                 entries.append((key, Column(binding.fields[name].name)))
+            elif name == ETAG_FIELD and entity.etag:
+                entries.append((key, Column(ETAG_SLOT)))
             elif name in binding.relations:
                 relation = binding.relations[name]
                 target = self.bindings[relation.target].entity

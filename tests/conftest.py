@@ -361,7 +361,7 @@ def odata_peer(read_stores: Callable[[str], str]) -> Iterator[Any]:
         yield peer
 
 
-@pytest.fixture(scope="session", params=[*READ_PATHS, "odata"])
+@pytest.fixture(scope="session", params=[*READ_PATHS, "odata", "odata-generic"])
 def gateway(
     request: pytest.FixtureRequest,
     read_stores: Callable[[str], str],
@@ -373,16 +373,22 @@ def gateway(
     folder = tmp_path_factory.mktemp(f"gw-{request.param}")
     if backend == "odata":
         peer = request.getfixturevalue("odata_peer")
-        gw, running = start_gateway(folder, backend, odata_url(peer))
-        gw.peer = peer
-        for entity in gw.run(gw.runtime.catalog.entries()):
-            gw.run(gw.runtime.catalog.set_visible(entity.name, True))
-        gw.run(gw.runtime.schemas.rebuild())
+        gw, running = start_odata_gateway(folder, peer, fast_reads=not generic)
     else:
         gw, running = start_gateway(folder, backend, read_stores(backend), fast_reads=not generic)
     yield gw
     gw.client.close()
     running.stop()
+
+
+def start_odata_gateway(folder: Path, peer: Any, **settings: Any) -> tuple[Gateway, ServerThread]:
+    """A gateway over an OData peer, with every entity it publishes visible."""
+    gw, running = start_gateway(folder, "odata", odata_url(peer), **settings)
+    gw.peer = peer
+    for entity in gw.run(gw.runtime.catalog.entries()):
+        gw.run(gw.runtime.catalog.set_visible(entity.name, True))
+    gw.run(gw.runtime.schemas.rebuild())
+    return gw, running
 
 
 @pytest.fixture(params=BACKENDS)

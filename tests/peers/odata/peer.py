@@ -107,6 +107,17 @@ class _Store(InMemoryDataStore):
             self._indexes.clear()
             super().record_change(entity_set, entity, kind)
 
+    def forget_inline(self) -> None:
+        """Drop what `$expand` left on the stored rows. odatapy expands by hanging the
+        (paged) related rows on the row itself and evaluates later filters on them
+        before the relation: a `$top` in one request's expand would cut what `any()`
+        sees in the next."""
+        with self.lock:
+            for entity_set in self._edm.entity_container.entity_sets:
+                for entity in self.entities(entity_set.name):
+                    if entity.navigation_links:
+                        entity.navigation_links = []
+
     def restore(self, snapshot: dict[str, Any]) -> None:
         with self.lock:
             super().restore(snapshot)
@@ -132,6 +143,20 @@ class _Processor(InMemoryProcessor, CustomETagSupport):
         fields = tuple(c.referenced_property for c in constraints)
         values = tuple(owner.get_value(c.property) for c in constraints)
         return self.store.matching(target.name, fields, values)
+
+    def read_entity_collection(self, *args: Any) -> None:
+        with self.store.lock:  # the request's own, taken again: it serialises inside
+            try:
+                super().read_entity_collection(*args)
+            finally:
+                self.store.forget_inline()
+
+    def read_entity(self, *args: Any) -> None:
+        with self.store.lock:
+            try:
+                super().read_entity(*args)
+            finally:
+                self.store.forget_inline()
 
     def _resolve(self, request: Any, uri_info: Any, *, for_write: bool = False) -> Any:
         # F&O answers a collection with the caller's default company unless asked otherwise
