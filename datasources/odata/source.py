@@ -391,29 +391,40 @@ class ODataSource:
     ) -> tuple[Row | None, str]:
         """The row with this key (its primary key, or another that names one row, such as
         a dual-write map's) as it is now, and its ETag (`*` if the service sends none)."""
+        found = await self.row_json(entity, key)
+        if found is None:
+            return None, "*"
+        names = [f.name for f in entity.fields]
+        return (await self.renderer()).row(entity, found, names), _etag_of(found)
+
+    async def row_json(self, entity: EntityMetadata, key: Mapping[str, Any]) -> Json | None:
+        """The row as the service sends it (its ETag as `@odata.etag`), or None."""
         r = await self.renderer()
         params: dict[str, str] = {}
         self._scope(entity, params)
-        names = [f.name for f in entity.fields]
         if set(key) != {f.name for f in entity.key}:
-            params.update({"$filter": all_of(r.equal(entity, n, v) for n, v in key.items())})
+            params["$filter"] = all_of(r.equal(entity, n, v) for n, v in key.items())
             found, _ = await self._rows(entity.collection_name, {**params, "$top": "1"}, 1)
-            if not found:
-                return None, "*"
-            return r.row(entity, found[0], names), str(found[0].get("@odata.etag") or "*")
+            return found[0] if found else None
         response = await self.client.send(
             "GET", r.key_path(entity, key), params=params, idempotent=True
         )
-        if response.status_code == 404:
-            return None, "*"
-        row = loads(response)
-        etag = response.headers.get("etag") or str(row.get("@odata.etag") or "*")
-        return r.row(entity, row, names), etag
+        return None if response.status_code == 404 else _tagged(response)
 
-    def wrote(self, entity: EntityMetadata, key: Mapping[str, Any], etag: str | None) -> None:
-        """A write of the gateway's: the change feed will not hand it back as another's."""
+    @asynccontextmanager
+    async def writing(self, entity: EntityMetadata, key: Mapping[str, Any]) -> AsyncIterator[None]:
+        """While the gateway writes this row (see `tracking`)."""
+        if self.feed is None:
+            yield
+            return
+        async with self.feed.writing(entity, key):
+            yield
+
+    async def wrote(self, entity: EntityMetadata, key: Mapping[str, Any], row: Json | None) -> None:
+        """A write of the gateway's, answered with `row` (None: a delete): the change
+        feed will not hand it back as another client's."""
         if self.feed is not None:
-            self.feed.wrote(entity, key, etag)
+            await self.feed.wrote(entity, key, row)
 
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[ODataSource]:
@@ -508,10 +519,7 @@ class ODataUnit:
         key = {f.name: before[f.name] for f in entity.key}  # named by another key, maybe
         path = r.key_path(entity, key)
         if change.kind is ChangeKind.DELETE:
-            await self._source.client.send(
-                "DELETE", path, params=self._params(entity), headers={"If-Match": etag}
-            )
-            self._source.wrote(entity, key, None)
+            await self._delete(entity, key, path, etag)
             self._done.append(_Done(entity, ChangeKind.DELETE, key, before, None))
             return before, None
         body = r.payload(entity, values)
@@ -594,19 +602,18 @@ class ODataUnit:
             done = self._done.pop()
             entity, r = done.entity, self._r
             path = r.key_path(entity, done.key)
-            match = {"If-Match": done.etag or "*"}
             try:
                 if done.kind is ChangeKind.CREATE:
-                    await self._send("DELETE", entity, path, headers=match)
+                    await self._delete(entity, done.key, path, done.etag or "*")
                 elif done.kind is ChangeKind.UPDATE:
                     assert done.before is not None
                     body = r.payload(entity, {n: done.before[n] for n in done.fields})
-                    await self._send("PATCH", entity, path, body, match)
+                    await self._write(entity, done.key, "PATCH", path, body, done.etag or "*")
                 else:
                     assert done.before is not None
                     kept = {n: v for n, v in done.before.items() if not entity.field(n).read_only}
                     body = r.payload(entity, kept)
-                    await self._send("POST", entity, entity.collection_name, body)
+                    await self._write(entity, done.key, "POST", entity.collection_name, body)
             except GatewayError as exc:
                 log.error(
                     "could not undo a %s of %s %s in the OData store: %s",
@@ -635,6 +642,13 @@ class ODataUnit:
             method, path, params=self._params(entity), body=body, headers=headers
         )
 
+    async def _delete(
+        self, entity: EntityMetadata, key: Mapping[str, Any], path: str, etag: str
+    ) -> None:
+        async with self._source.writing(entity, key):
+            await self._send("DELETE", entity, path, headers={"If-Match": etag})
+            await self._source.wrote(entity, key, None)
+
     async def _write(
         self,
         entity: EntityMetadata,
@@ -647,15 +661,16 @@ class ODataUnit:
         """POST or PATCH asking for the row back; (the row, its ETag). A service that
         answers without the row is asked for it."""
         headers = {"Prefer": "return=representation", **({"If-Match": etag} if etag else {})}
-        response = await self._send(method, entity, path, body, headers)
-        if response.status_code == 204 or not response.content:
-            row, etag = await self._source.read_row(entity, key)
-        else:
-            found = loads(response)
-            etag = response.headers.get("etag") or found.get("@odata.etag")
-            row = self._r.row(entity, found, [f.name for f in entity.fields])
-        self._source.wrote(entity, key, etag)
-        return row, etag
+        async with self._source.writing(entity, key):
+            response = await self._send(method, entity, path, body, headers)
+            if response.status_code == 204 or not response.content:
+                found = await self._source.row_json(entity, key)
+            else:
+                found = _tagged(response)
+            await self._source.wrote(entity, key, found)
+        if found is None:
+            return None, None
+        return self._r.row(entity, found, [f.name for f in entity.fields]), _etag_of(found)
 
 
 @dataclass(frozen=True)
@@ -672,6 +687,18 @@ class _Done:
 
 def _clean(params: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in params.items() if not (k == "$filter" and v == TRUE)}
+
+
+def _tagged(response: httpx.Response) -> Json:
+    """A row the service sent, with its ETag (from the header, if the body has none)."""
+    found = loads(response)
+    if "@odata.etag" not in found and response.headers.get("etag"):
+        found["@odata.etag"] = response.headers["etag"]
+    return found
+
+
+def _etag_of(found: Json) -> str:
+    return str(found.get("@odata.etag") or "*")
 
 
 def _holds_slot(plan: QueryPlan) -> bool:

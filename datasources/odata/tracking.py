@@ -7,9 +7,14 @@ held. So the feed keeps each tracked row as last seen (in the control store, bes
 its link): a deleted row is still named by what it held (dual-write finds it on the
 other side by its alternate key), and an update has the row as it was.
 
-The gateway's own writes come back through the feed too. Each is known by the ETag
-the service answered it with (a delete by its key) and is taken in silently, as a
-SQL store's triggers leave the gateway's writes out of its change log.
+The gateway's own writes come back through the feed too. Each one keeps the row as
+last seen, as the service answered the write (whichever replica made it), so when it
+comes back it leaves the row as last seen: no change, and nothing is synced again, as
+a SQL store's triggers leave the gateway's writes out of its change log. While a
+write is under way its row is marked, and the feed waits for it (reading the same
+link again next round), so that its answer is known before the row is compared. A
+deleted row never seen (the gateway's own delete, or a row made and removed between
+two reads) has nothing to sync either.
 
 A link moves on only when the changes read through it are forgotten (handled), in
 the transaction that keeps the rows as they are now: until then the same changes
@@ -18,15 +23,17 @@ are read again.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
 
-from sqlalchemy import Column, MetaData, String, Table, Text, delete, insert, select
+from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from datasources.odata.client import Json, ODataClient, dumps, loads
@@ -36,7 +43,6 @@ from gateway.kernel.change import ChangeKind, TrackedChange
 from gateway.kernel.errors import UpstreamFailed
 
 TRACK = {"Prefer": "odata.track-changes"}
-GONE = ""  # the own-write mark of a row the gateway deleted
 
 _metadata = MetaData()
 links = Table(
@@ -54,6 +60,15 @@ last_seen = Table(
     Column("row_key", String(500), primary_key=True),
     Column("row", Text, nullable=False),  # as the service sent it, JSON
 )
+writing = Table(
+    "odata_writing",
+    _metadata,
+    Column("service", String(500), primary_key=True),
+    Column("entity_set", String(200), primary_key=True),
+    Column("row_key", String(500), primary_key=True),
+    Column("since", DateTime(timezone=True), nullable=False),
+)
+WRITE_MARK_SECONDS = 300  # a mark older than this was left by a replica that died
 _KEY_PART = re.compile(r"(?:(\w+)=)?('(?:[^']|'')*'|[^,']+)")
 
 
@@ -74,9 +89,7 @@ class ChangeFeed:
         self._client = client
         self._root = root
         self._batches: dict[str, _Batch] = {}  # by entity set
-        self._own: dict[tuple[str, str], str] = {}  # (set, row key) -> ETag, or GONE
         self._ids = itertools.count(1)
-        self._tracked: set[str] = set()  # entity sets whose own writes are noted
 
     async def ensure(self) -> None:
         async with self._engine.begin() as conn:
@@ -88,18 +101,54 @@ class ChangeFeed:
         await self.ensure()
         known = await self._links()
         for entity in entities:
-            self._tracked.add(entity.collection_name)
             if entity.collection_name not in known:
                 rows, link = await self._read(entity.collection_name, "tracking changes")
                 seen = {_row_key(entity, row): row for row in rows}
                 async with self._engine.begin() as conn:
                     await self._keep(conn, _Batch(entity, link, seen))
 
-    def wrote(self, entity: EntityMetadata, key: Mapping[str, Any], etag: str | None) -> None:
-        """The gateway wrote this row, and the service answered with `etag` (None: the
-        gateway deleted it)."""
-        if entity.collection_name in self._tracked:
-            self._own[entity.collection_name, _key_text(entity, key)] = etag or GONE
+    @asynccontextmanager
+    async def writing(self, entity: EntityMetadata, key: Mapping[str, Any]) -> AsyncIterator[None]:
+        """Mark the row while the gateway writes it (if the entity is tracked)."""
+        name, row_key = entity.collection_name, _key_text(entity, key)
+        where = (
+            writing.c.service == self._root,
+            writing.c.entity_set == name,
+            writing.c.row_key == row_key,
+        )
+        async with self._engine.begin() as conn:
+            marked = await self._tracked(conn, name)
+            if marked:
+                await conn.execute(delete(writing).where(*where))
+                await conn.execute(
+                    insert(writing).values(
+                        service=self._root, entity_set=name, row_key=row_key, since=_now()
+                    )
+                )
+        try:
+            yield
+        finally:
+            if marked:
+                async with self._engine.begin() as conn:
+                    await conn.execute(delete(writing).where(*where))
+
+    async def wrote(self, entity: EntityMetadata, key: Mapping[str, Any], row: Json | None) -> None:
+        """The gateway wrote this row, and the service answered with `row` (None: the
+        gateway deleted it): if the entity is tracked, that is the row as last seen."""
+        name, row_key = entity.collection_name, _key_text(entity, key)
+        async with self._engine.begin() as conn:
+            if await self._tracked(conn, name):
+                await self._forget_rows(conn, name, [row_key])
+                if row is not None:
+                    await self._remember(conn, name, {row_key: row})
+
+    async def _tracked(self, conn: AsyncConnection, name: str) -> bool:
+        found = await conn.scalar(
+            select(links.c.entity_set).where(
+                links.c.service == self._root, links.c.entity_set == name
+            )
+        )
+        return found is not None
 
     async def changes(self, r: Renderer, entities: Sequence[EntityMetadata]) -> list[TrackedChange]:
         """What others wrote to these entities since their links (changes not handled
@@ -110,6 +159,8 @@ class ChangeFeed:
             name = entity.collection_name
             if name not in self._batches and name in stored:
                 batch = await self._batch(r, entity, stored[name])
+                if batch is None:
+                    continue  # a write of the gateway's is under way: read again
                 if not batch.changes:  # only the gateway's own writes: move on at once
                     async with self._engine.begin() as conn:
                         await self._keep(conn, batch)
@@ -159,32 +210,30 @@ class ChangeFeed:
             )
         return entries, urljoin(url, str(link))
 
-    async def _batch(self, r: Renderer, entity: EntityMetadata, link: str) -> _Batch:
+    async def _batch(self, r: Renderer, entity: EntityMetadata, link: str) -> _Batch | None:
         entries, following = await self._read(link, "answering a delta link")
         batch = _Batch(entity, following)
-        name = entity.collection_name
-        others: dict[str, Json | None] = {}  # by row key: the row now (None: deleted)
+        now: dict[str, Json | None] = {}  # by row key: the row now (None: deleted)
         for entry in entries:
             context = str(entry.get("@odata.context", ""))
             if "@removed" in entry or context.endswith("$deletedEntity"):
                 key = _key_text(entity, _parse_id(entity, str(entry.get("@id") or entry["id"])))
                 batch.seen.pop(key, None)
                 batch.gone.append(key)
-                row = None
-                mine = self._own.get((name, key)) == GONE
+                now[key] = None
             else:
                 key = _row_key(entity, entry)
-                batch.seen[key] = row = entry
-                etag = entry.get("@odata.etag")
-                mine = etag is not None and self._own.get((name, key)) == etag
-            if mine:
-                self._own.pop((name, key), None)
-                others.pop(key, None)
-            else:
-                others[key] = row
-        befores = await self._last_seen(entity, list(others))
-        for key, row in others.items():
+                batch.seen[key] = now[key] = entry
+        if await self._being_written(entity, list(now)):
+            return None
+        befores = await self._last_seen(entity, list(now))
+        names = [f.name for f in entity.fields]
+        for key, row in now.items():
             before = befores.get(key)
+            if row is None and before is None:
+                continue  # never seen: nothing to sync
+            if row is not None and before is not None and _same(before, row):
+                continue  # as last seen (the gateway's own write, come back)
             kind = (
                 ChangeKind.DELETE
                 if row is None
@@ -192,7 +241,6 @@ class ChangeFeed:
                 if before is None
                 else ChangeKind.UPDATE
             )
-            names = [f.name for f in entity.fields]
             batch.changes.append(
                 TrackedChange(
                     next(self._ids),
@@ -203,6 +251,23 @@ class ChangeFeed:
                 )
             )
         return batch
+
+    async def _being_written(self, entity: EntityMetadata, keys: list[str]) -> bool:
+        recent = _now() - dt.timedelta(seconds=WRITE_MARK_SECONDS)
+        where = (
+            writing.c.service == self._root,
+            writing.c.entity_set == entity.collection_name,
+            writing.c.since > recent,
+        )
+        async with self._engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                found = await conn.scalar(
+                    select(writing.c.row_key).where(*where, writing.c.row_key.in_(chunk)).limit(1)
+                )
+                if found is not None:
+                    return True
+        return False
 
     async def _last_seen(self, entity: EntityMetadata, keys: list[str]) -> dict[str, Json]:
         where = (
@@ -229,19 +294,38 @@ class ChangeFeed:
         await conn.execute(
             insert(links).values(service=self._root, entity_set=name, link=batch.link)
         )
+        await self._forget_rows(conn, name, [*batch.seen, *batch.gone])
+        await self._remember(conn, name, batch.seen)
+
+    async def _forget_rows(self, conn: AsyncConnection, name: str, keys: list[str]) -> None:
         where = (last_seen.c.service == self._root, last_seen.c.entity_set == name)
-        dropped = [*batch.seen, *batch.gone]
-        for start in range(0, len(dropped), 500):
-            chunk = dropped[start : start + 500]
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
             await conn.execute(delete(last_seen).where(*where, last_seen.c.row_key.in_(chunk)))
-        if batch.seen:
+
+    async def _remember(self, conn: AsyncConnection, name: str, rows: dict[str, Json]) -> None:
+        if rows:
             await conn.execute(
                 insert(last_seen),
                 [
                     {"service": self._root, "entity_set": name, "row_key": k, "row": dumps(v)}
-                    for k, v in batch.seen.items()
+                    for k, v in rows.items()
                 ],
             )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _same(before: Json, now: Json) -> bool:
+    """Whether a row is as last seen: the same ETag, or (with none) the same values."""
+    tag = before.get("@odata.etag")
+    if tag is not None and now.get("@odata.etag") is not None:
+        return bool(tag == now["@odata.etag"])
+    return {k: v for k, v in before.items() if not k.startswith("@")} == {
+        k: v for k, v in now.items() if not k.startswith("@")
+    }
 
 
 def _row_key(entity: EntityMetadata, row: Mapping[str, Any]) -> str:
