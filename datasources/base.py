@@ -8,12 +8,18 @@ from typing import Any, Protocol
 
 from gateway.kernel.catalog import EntityMetadata
 from gateway.kernel.change import Change, TrackedChange
+from gateway.kernel.errors import UpstreamFailed
 from gateway.kernel.plan import Connection, QueryPlan
 from gateway.kernel.shape import Shape
 
 
 class Busy(Exception):
     """Another writer holds the rows (see `DataSource.hold`)."""
+
+
+class Untracked(UpstreamFailed):
+    """The store keeps no log of what other clients write to an entity, and never will
+    (see `DataSource.track`)."""
 
 
 class Reader(Protocol):

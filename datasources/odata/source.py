@@ -30,6 +30,7 @@ import orjson
 from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from datasources.base import Untracked
 from datasources.odata.client import Json, ODataClient, loads
 from datasources.odata.csdl import Service, read_metadata
 from datasources.odata.endpoint import Dialect, Endpoint
@@ -38,7 +39,7 @@ from datasources.odata.tracking import ChangeFeed
 from datasources.sql import outbox
 from gateway.kernel.catalog import Cardinality, EntityMetadata
 from gateway.kernel.change import Change, ChangeKind, TrackedChange
-from gateway.kernel.errors import BadUserInput, GatewayError, NotFound, UpstreamFailed
+from gateway.kernel.errors import BadUserInput, GatewayError, NotFound
 from gateway.kernel.layout import lay_out
 from gateway.kernel.plan import (
     ETAG_SLOT,
@@ -460,7 +461,7 @@ class ODataSource:
         """Follow the service's change feed for these entities (refused by a service
         without one, such as F&O's `/data`)."""
         if self.feed is None:
-            raise UpstreamFailed("tracking an OData store's changes needs the control store")
+            raise Untracked("tracking an OData store's changes needs the control store")
         await self.feed.track(entities)
 
     async def changes(self, entities: Sequence[EntityMetadata], limit: int) -> list[TrackedChange]:

@@ -36,11 +36,11 @@ from urllib.parse import urljoin
 from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from datasources.base import Untracked
 from datasources.odata.client import Json, ODataClient, dumps, loads
 from datasources.odata.query import Renderer
 from gateway.kernel.catalog import EntityMetadata, FieldType
 from gateway.kernel.change import ChangeKind, TrackedChange
-from gateway.kernel.errors import UpstreamFailed
 
 TRACK = {"Prefer": "odata.track-changes"}
 
@@ -204,7 +204,7 @@ class ChangeFeed:
             entries.extend(body.get("value") or [])
         link = body.get("@odata.deltaLink")
         if not link:
-            raise UpstreamFailed(
+            raise Untracked(
                 f"the OData service sent no delta link {doing} ({url}): it does not track "
                 "changes there, so what other clients write to it cannot be synced"
             )

@@ -18,7 +18,7 @@ from contextlib import AsyncExitStack
 from functools import partial
 from typing import Any
 
-from datasources.base import Busy
+from datasources.base import Busy, Untracked
 from gateway.background import Rounds
 from gateway.dualwrite.catchup import replay
 from gateway.dualwrite.initial_sync import key_of, log_refused, read_by_keys
@@ -83,7 +83,15 @@ class ChangeTracker(Rounds):
             if side is Side.FNO and self._raising is not None:
                 raising = {n for n in await self._raising() if n in entities}
                 if raising - self._installed:
-                    await store.track([entities[n] for n in sorted(raising - self._installed)])
+                    wanted = [entities[n] for n in sorted(raising - self._installed)]
+                    try:
+                        await store.track(wanted)
+                    except Untracked as exc:  # a store without a change log: said once
+                        log.warning(
+                            "rows written straight into %s raise no events: %s",
+                            ", ".join(e.name for e in wanted),
+                            exc.message,
+                        )
                     self._installed |= raising
                 names |= raising
             tracked = [entities[n] for n in names if n in entities]

@@ -9,13 +9,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
 import pytest
 
 from gateway.auth import Role
-from tests.conftest import Gateway, odata_url
+from tests.conftest import Databases, Gateway, build_store, odata_url, start_gateway
 from tests.gateway.test_dualwrite import (
     ACCOUNT,
     CUSTOMER,
@@ -61,6 +62,11 @@ def web_api(dataverse: Peer, control_plane: Callable[..., Gateway]) -> Linked:
     assert registered["registerDataverseEnvironment"] == {"name": name, "managed": False}
     assert "errors" not in setup(gw, env, f', existingDataverseEnvironment: "{name}"')
     assert wait_until(gw, env, "COMPLETED")["dataverseEnvironment"] == name
+    install_dual_write(gw, env)
+    return Linked(gw, peer, env)
+
+
+def install_dual_write(gw: Gateway, env: str) -> None:
     gw.data(
         "mutation($e: String!) { installDualWriteApplication(environment: $e) { state } }",
         {"e": env},
@@ -70,7 +76,6 @@ def web_api(dataverse: Peer, control_plane: Callable[..., Gateway]) -> Linked:
     wait_for(
         lambda: gw.data(installations, {"e": env})["addInInstallations"] == [{"state": "INSTALLED"}]
     )
-    return Linked(gw, peer, env)
 
 
 def service_accounts(peer: Peer, number: str) -> list[dict[str, Any]]:
@@ -211,3 +216,53 @@ def test_a_service_without_the_native_tables_cannot_be_linked(
     assert refused["extensions"]["failing"] == ["DATAVERSE_ENVIRONMENT"]
     assert "not created with Dynamics 365 apps enabled" in refused["message"]
     assert "account" in refused["message"]
+
+
+@pytest.fixture
+def fno_service(databases: Databases) -> Iterator[Peer]:
+    """An F&O-shaped OData service of its own (the tests write to it)."""
+    seed = databases.new("sqlite")
+    build_store(seed, 0.02)
+    with start_peer(seed) as peer:
+        yield peer
+
+
+def test_an_fno_service_is_set_up_and_synced_with_dataverse(
+    fno_service: Peer, tmp_path: Path
+) -> None:
+    """The other way round: F&O is the OData service, Dataverse a store setup makes."""
+    gw, running = start_gateway(
+        tmp_path,
+        "odata",
+        odata_url(fno_service),
+        demo=True,
+        dataverse_location=str(tmp_path / "dataverse"),
+        poll_seconds=0.1,
+    )
+    try:
+        for name in ("CustomerV3", "LegalEntity", "CustomerGroup"):
+            gw.run(gw.runtime.catalog.set_visible(name, True))
+        gw.run(gw.runtime.schemas.rebuild())
+        env = new_environment(gw)
+        assert "errors" not in setup(gw, env, ", template: STANDARD_WITH_DUAL_WRITE")
+        assert wait_until(gw, env, "COMPLETED")["state"] == "COMPLETED"
+        install_dual_write(gw, env)
+        writer = gw.token(Role.WRITER, sub="rep@contoso.com")
+        run_customers(gw, writer)
+
+        gw.data(CUSTOMER, {"input": customer("FS-1")}, token=writer)
+        [account] = gw.data(ACCOUNT, {"a": "FS-1"})["accounts"]["nodes"]
+        assert account["name"] == "Customer FS-1"
+
+        # another client of the F&O service changes the customer: Dataverse has it
+        path = f"{fno_service.url}CustomersV3(dataAreaId='usmf',CustomerAccount='FS-1')"
+        changed = httpx.patch(path, json={"CreditLimit": 4321}, headers={**TOKEN, "If-Match": "*"})
+        assert changed.status_code == 204, changed.text
+        wait_for(
+            lambda: gw.data(ACCOUNT, {"a": "FS-1"})["accounts"]["nodes"][0][
+                "creditlimit"
+            ].startswith("4321")
+        )
+    finally:
+        gw.client.close()
+        running.stop()
