@@ -82,7 +82,11 @@ class ODataSource:
         self.expand_depth = _EXPAND_DEPTH[endpoint.dialect]
         self._events = control if raises_events else None
         self._control = control
-        self.feed = None if control is None else ChangeFeed(control, self.client, endpoint.root)
+        self.feed = (
+            None
+            if control is None
+            else ChangeFeed(control, self.client, endpoint.root, self._scoped)
+        )
         self._service: Service | None = None
         self._loading = asyncio.Lock()
         self._companies: TTLCache[str, list[str]] = TTLCache(maxsize=1, ttl=60)
@@ -329,6 +333,11 @@ class ODataSource:
     async def _all(self, collection: str, params: Mapping[str, str]) -> list[Json]:
         return (await self._rows(collection, params, None))[0]
 
+    def _scoped(self, entity: EntityMetadata) -> dict[str, str]:
+        params: dict[str, str] = {}
+        self._scope(entity, params)
+        return params
+
     def _scope(self, entity: EntityMetadata, params: dict[str, str]) -> None:
         """F&O answers for the user's default company unless told otherwise; the
         gateway always names the company in its filter, so it reads across them."""
@@ -401,8 +410,7 @@ class ODataSource:
     async def row_json(self, entity: EntityMetadata, key: Mapping[str, Any]) -> Json | None:
         """The row as the service sends it (its ETag as `@odata.etag`), or None."""
         r = await self.renderer()
-        params: dict[str, str] = {}
-        self._scope(entity, params)
+        params = self._scoped(entity)
         if set(key) != {f.name for f in entity.key}:
             params["$filter"] = all_of(r.equal(entity, n, v) for n, v in key.items())
             found, _ = await self._rows(entity.collection_name, {**params, "$top": "1"}, 1)
@@ -627,9 +635,7 @@ class ODataUnit:
     # ---------------------------------------------------------------------------
 
     def _params(self, entity: EntityMetadata) -> dict[str, str]:
-        params: dict[str, str] = {}
-        self._source._scope(entity, params)
-        return params
+        return self._source._scoped(entity)
 
     async def _send(
         self,

@@ -27,7 +27,7 @@ import datetime as dt
 import itertools
 import json
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,10 +84,19 @@ class _Batch:
 
 
 class ChangeFeed:
-    def __init__(self, engine: AsyncEngine, client: ODataClient, root: str) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        client: ODataClient,
+        root: str,
+        scope: Callable[[EntityMetadata], dict[str, str]] = lambda _: {},
+    ) -> None:
+        """`scope`: the query options every read of an entity carries (F&O's
+        `cross-company=true`)."""
         self._engine = engine
         self._client = client
         self._root = root
+        self._scope = scope
         self._batches: dict[str, _Batch] = {}  # by entity set
         self._ids = itertools.count(1)
 
@@ -102,7 +111,9 @@ class ChangeFeed:
         known = await self._links()
         for entity in entities:
             if entity.collection_name not in known:
-                rows, link = await self._read(entity.collection_name, "tracking changes")
+                rows, link = await self._read(
+                    entity.collection_name, "tracking changes", self._scope(entity)
+                )
                 seen = {_row_key(entity, row): row for row in rows}
                 async with self._engine.begin() as conn:
                     await self._keep(conn, _Batch(entity, link, seen))
@@ -192,11 +203,13 @@ class ChangeFeed:
             )
             return {str(name): str(link) for name, link in rows.all()}
 
-    async def _read(self, url: str, doing: str) -> tuple[list[Json], str]:
+    async def _read(
+        self, url: str, doing: str, params: dict[str, str] | None = None
+    ) -> tuple[list[Json], str]:
         """Every entry of a collection or a delta link, following next links; and the
         delta link of the last page."""
         url = urljoin(self._root, url)
-        body = await self._client.get(url, headers=TRACK)
+        body = await self._client.get(url, params, headers=TRACK)
         entries: list[Json] = list(body.get("value") or [])
         while body.get("@odata.nextLink"):
             url = urljoin(url, str(body["@odata.nextLink"]))
