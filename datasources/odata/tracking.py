@@ -173,8 +173,9 @@ class ChangeFeed:
                 if batch is None:
                     continue  # a write of the gateway's is under way: read again
                 if not batch.changes:  # only the gateway's own writes: move on at once
-                    async with self._engine.begin() as conn:
-                        await self._keep(conn, batch)
+                    if batch.seen or batch.gone or batch.link != stored[name]:
+                        async with self._engine.begin() as conn:
+                            await self._keep(conn, batch)
                     continue
                 self._batches[name] = batch
             if name in self._batches:
