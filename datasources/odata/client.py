@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,7 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_delay
 from tenacity.wait import wait_exponential_jitter
 
+from datasources.odata import batch
 from datasources.odata.endpoint import Endpoint
 from datasources.odata.tokens import ClientCredentials
 from gateway.kernel.errors import Conflict, UpstreamFailed
@@ -70,6 +71,17 @@ class ODataClient:
         )
         return response.content
 
+    async def batch(self, parts: Sequence[batch.Part]) -> list[batch.Answer]:
+        """Several requests in one round trip, each answered on its own."""
+        content_type, content = batch.write(parts, dumps)
+        response = await self.send(
+            "POST",
+            "$batch",
+            content=content,
+            headers={"Content-Type": content_type, "Prefer": batch.PREFER},
+        )
+        return batch.read(response.headers.get("content-type", ""), response.text, len(parts))
+
     async def send(
         self,
         method: str,
@@ -77,14 +89,16 @@ class ODataClient:
         *,
         params: Mapping[str, str] | None = None,
         body: Json | None = None,
+        content: str | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool = False,
     ) -> httpx.Response:
         """The service's answer (2xx, or 404 for the caller to read), after waiting out
-        throttling within the budget; otherwise UPSTREAM_FAILED or CONFLICT."""
-        content = None if body is None else dumps(body)
+        throttling within the budget; otherwise UPSTREAM_FAILED or CONFLICT. The body is
+        JSON (`body`), or as given (`content`, with its type among the headers)."""
         sent = {"Accept": "application/json", **(headers or {})}
-        if content is not None:
+        if body is not None:
+            content = dumps(body)
             sent["Content-Type"] = "application/json"
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda e: _transient(e, idempotent)),
@@ -176,12 +190,16 @@ def _wait(state: RetryCallState) -> float:
 
 
 def _words(response: httpx.Response) -> str:
-    """Every message the service gave, outermost first (F&O nests the one that explains
-    in `innererror.internalexception`), without stack traces."""
     try:
         body = json.loads(response.content)
     except ValueError:
         return response.text.strip()[:500] or response.reason_phrase
+    return words(body) or response.reason_phrase
+
+
+def words(body: Any) -> str:
+    """Every message the service gave, outermost first (F&O nests the one that explains
+    in `innererror.internalexception`), without stack traces."""
     messages: list[str] = []
 
     def collect(node: Any) -> None:
@@ -196,7 +214,7 @@ def _words(response: httpx.Response) -> str:
                 collect(item)
 
     collect(body)
-    return " / ".join(m for m in messages if m) or response.reason_phrase
+    return " / ".join(m for m in messages if m)
 
 
 def dumps(body: Json) -> str:

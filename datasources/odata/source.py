@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin
 
 import httpx
 import orjson
@@ -31,7 +31,8 @@ from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from datasources.base import Untracked
-from datasources.odata.client import Json, ODataClient, loads
+from datasources.odata.batch import Part
+from datasources.odata.client import Json, ODataClient, loads, words
 from datasources.odata.csdl import Service, read_metadata
 from datasources.odata.endpoint import Dialect, Endpoint
 from datasources.odata.query import TRUE, Renderer, all_of, any_of
@@ -62,7 +63,8 @@ from gateway.kernel.shape import Shape
 log = logging.getLogger(__name__)
 Key = tuple[Any, ...]
 KEYS_PER_REQUEST = 40  # parent keys in one or-chain: the URL stays well under 8 KB
-UPSERTS_IN_FLIGHT = 8  # a bulk upsert's requests at once: within a service's limits
+BATCH_SIZE = 100  # requests in one `$batch` (Dataverse takes up to 1,000)
+_RETURN = {"Prefer": "return=representation"}
 _EXPAND_DEPTH = {Dialect.FNO: 1, Dialect.STANDARD: 3}
 
 
@@ -421,19 +423,23 @@ class ODataSource:
         return None if response.status_code == 404 else _tagged(response)
 
     @asynccontextmanager
-    async def writing(self, entity: EntityMetadata, key: Mapping[str, Any]) -> AsyncIterator[None]:
-        """While the gateway writes this row (see `tracking`)."""
+    async def writing(
+        self, entity: EntityMetadata, keys: Sequence[Mapping[str, Any]]
+    ) -> AsyncIterator[None]:
+        """While the gateway writes these rows (see `tracking`)."""
         if self.feed is None:
             yield
             return
-        async with self.feed.writing(entity, key):
+        async with self.feed.writing(entity, keys):
             yield
 
-    async def wrote(self, entity: EntityMetadata, key: Mapping[str, Any], row: Json | None) -> None:
-        """A write of the gateway's, answered with `row` (None: a delete): the change
-        feed will not hand it back as another client's."""
+    async def wrote(
+        self, entity: EntityMetadata, rows: Sequence[tuple[Mapping[str, Any], Json | None]]
+    ) -> None:
+        """Writes of the gateway's, each answered with its row (None: a delete): the
+        change feed will not hand them back as another client's."""
         if self.feed is not None:
-            await self.feed.wrote(entity, key, row)
+            await self.feed.wrote(entity, rows)
 
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[ODataSource]:
@@ -550,24 +556,9 @@ class ODataUnit:
         self, entity: EntityMetadata, key: Sequence[str], values: Sequence[tuple[Any, ...]]
     ) -> dict[tuple[Any, ...], Row]:
         """The rows whose `key` fields hold these values, by those values."""
-        r, names = self._r, [f.name for f in entity.fields]
-        wanted = list(dict.fromkeys(values))
-        chunks = [wanted[i : i + KEYS_PER_REQUEST] for i in range(0, len(wanted), KEYS_PER_REQUEST)]
-
-        async def chunk(part: list[tuple[Any, ...]]) -> list[Json]:
-            match = any_of(
-                all_of(r.equal(entity, n, v) for n, v in zip(key, k, strict=True)) for k in part
-            )
-            params = {"$filter": match}
-            self._source._scope(entity, params)
-            return (await self._source._rows(entity.collection_name, params, None))[0]
-
-        found: dict[tuple[Any, ...], Row] = {}
-        for items in await asyncio.gather(*(chunk(c) for c in chunks)):
-            for item in items:
-                row = r.row(entity, item, names)
-                found[tuple(row[n] for n in key)] = row
-        return found
+        names = [f.name for f in entity.fields]
+        found = await self._found(entity, key, values)
+        return {k: self._r.row(entity, item, names) for k, item in found.items()}
 
     async def upsert_many(
         self,
@@ -578,28 +569,66 @@ class ODataUnit:
         new_row: Callable[[], Mapping[str, Any]] = dict,
     ) -> dict[int, str]:
         """Create the rows whose `key` is new (with what `new_row` adds, such as a row
-        id) and update the others, a few requests at a time; the refused rows'
-        problems by position (the rest are written)."""
-        existing = await self.rows(entity, key, [tuple(row[n] for n in key) for row in rows])
+        id) and update the others (If-Match: the ETag just read), in `$batch`es of
+        requests each answered on its own; the refused rows' problems by position (the
+        rest are written)."""
+        r = self._r
+        existing = await self._found(entity, key, [tuple(row[n] for n in key) for row in rows])
         primary = [f.name for f in entity.key]
-        refused: dict[int, str] = {}
-        slots = asyncio.Semaphore(UPSERTS_IN_FLIGHT)
-
-        async def one(at: int, row: Mapping[str, Any]) -> None:
+        query = urlencode(self._params(entity))
+        planned: list[_Planned] = []
+        for at, row in enumerate(rows):
             found = existing.get(tuple(row[n] for n in key))
-            whole = {**new_row(), **row} if found is None else {**row}
-            names = {n: (found or whole)[n] for n in primary}
-            values = {n: v for n, v in whole.items() if n not in names}
-            kind = ChangeKind.CREATE if found is None else ChangeKind.UPDATE
-            change = Change(entity.name, kind, names, values)
-            async with slots:
-                try:
-                    await self.apply(entity, targets, change, values)
-                except GatewayError as exc:
-                    refused[at] = exc.message
-
-        await asyncio.gather(*(one(at, row) for at, row in enumerate(rows)))
+            if found is None:
+                whole = {**new_row(), **row}
+                names = {n: whole[n] for n in primary}
+                body = r.payload(entity, whole)
+                part = Part("POST", _with(entity.collection_name, query), body, _RETURN)
+            else:
+                names = {n: r.value(entity.field(n), found.get(n)) for n in primary}
+                body = r.payload(entity, {n: v for n, v in row.items() if n not in names})
+                headers = {**_RETURN, "If-Match": _etag_of(found)}
+                part = Part("PATCH", _with(r.key_path(entity, names), query), body, headers)
+            planned.append(_Planned(at, names, part, found))
+        refused: dict[int, str] = {}
+        for start in range(0, len(planned), BATCH_SIZE):
+            chunk = planned[start : start + BATCH_SIZE]
+            async with self._source.writing(entity, [p.key for p in chunk]):
+                answers = await self._source.client.batch([p.request for p in chunk])
+                written: list[tuple[Mapping[str, Any], Json | None]] = []
+                for plan, answer in zip(chunk, answers, strict=True):
+                    if not answer.ok:
+                        refused[plan.at] = words(answer.body) or f"answered {answer.status}"
+                        continue
+                    answered = answer.body
+                    if answered is not None and "etag" in answer.headers:
+                        answered.setdefault("@odata.etag", answer.headers["etag"])
+                    written.append((plan.key, answered))
+                    self._done.append(plan.done(entity, r, answered))
+                await self._source.wrote(entity, written)
         return refused
+
+    async def _found(
+        self, entity: EntityMetadata, key: Sequence[str], values: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], Json]:
+        """The rows whose `key` fields hold these values, as the service sends them, by
+        those values: an or-chain of keys a request."""
+        r = self._r
+        wanted = list(dict.fromkeys(values))
+        chunks = [wanted[i : i + KEYS_PER_REQUEST] for i in range(0, len(wanted), KEYS_PER_REQUEST)]
+
+        async def chunk(part: list[tuple[Any, ...]]) -> list[Json]:
+            match = any_of(
+                all_of(r.equal(entity, n, v) for n, v in zip(key, k, strict=True)) for k in part
+            )
+            params = {"$filter": match, **self._params(entity)}
+            return (await self._source._rows(entity.collection_name, params, None))[0]
+
+        found: dict[tuple[Any, ...], Json] = {}
+        for items in await asyncio.gather(*(chunk(c) for c in chunks)):
+            for item in items:
+                found[tuple(r.value(entity.field(n), item.get(n)) for n in key)] = item
+        return found
 
     async def raise_events(self, events: Sequence[Mapping[str, Any]]) -> None:
         self.events.extend(dict(e) for e in events)
@@ -652,9 +681,9 @@ class ODataUnit:
     async def _delete(
         self, entity: EntityMetadata, key: Mapping[str, Any], path: str, etag: str
     ) -> None:
-        async with self._source.writing(entity, key):
+        async with self._source.writing(entity, [key]):
             await self._send("DELETE", entity, path, headers={"If-Match": etag})
-            await self._source.wrote(entity, key, None)
+            await self._source.wrote(entity, [(key, None)])
 
     async def _write(
         self,
@@ -668,13 +697,13 @@ class ODataUnit:
         """POST or PATCH asking for the row back; (the row, its ETag). A service that
         answers without the row is asked for it."""
         headers = {"Prefer": "return=representation", **({"If-Match": etag} if etag else {})}
-        async with self._source.writing(entity, key):
+        async with self._source.writing(entity, [key]):
             response = await self._send(method, entity, path, body, headers)
             if response.status_code == 204 or not response.content:
                 found = await self._source.row_json(entity, key)
             else:
                 found = _tagged(response)
-            await self._source.wrote(entity, key, found)
+            await self._source.wrote(entity, [(key, found)])
         if found is None:
             return None, None
         return self._r.row(entity, found, [f.name for f in entity.fields]), _etag_of(found)
@@ -694,6 +723,28 @@ class _Done:
 
 def _clean(params: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in params.items() if not (k == "$filter" and v == TRUE)}
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One row of a bulk upsert: its request, and the row as it was (None: new)."""
+
+    at: int  # its position
+    key: dict[str, Any]
+    request: Part
+    found: Json | None
+
+    def done(self, entity: EntityMetadata, r: Renderer, row: Json | None) -> _Done:
+        etag = None if row is None else row.get("@odata.etag")
+        if self.found is None:
+            return _Done(entity, ChangeKind.CREATE, self.key, None, etag)
+        before = r.row(entity, self.found, [f.name for f in entity.fields])
+        fields = tuple(self.request.body or ())
+        return _Done(entity, ChangeKind.UPDATE, self.key, before, etag, fields)
+
+
+def _with(path: str, query: str) -> str:
+    return f"{path}?{query}" if query else path
 
 
 def _tagged(response: httpx.Response) -> Json:

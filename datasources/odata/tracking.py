@@ -119,39 +119,42 @@ class ChangeFeed:
                     await self._keep(conn, _Batch(entity, link, seen))
 
     @asynccontextmanager
-    async def writing(self, entity: EntityMetadata, key: Mapping[str, Any]) -> AsyncIterator[None]:
-        """Mark the row while the gateway writes it (if the entity is tracked)."""
-        name, row_key = entity.collection_name, _key_text(entity, key)
-        where = (
-            writing.c.service == self._root,
-            writing.c.entity_set == name,
-            writing.c.row_key == row_key,
-        )
+    async def writing(
+        self, entity: EntityMetadata, keys: Sequence[Mapping[str, Any]]
+    ) -> AsyncIterator[None]:
+        """Mark the rows while the gateway writes them (if the entity is tracked)."""
+        name = entity.collection_name
+        row_keys = [_key_text(entity, key) for key in keys]
         async with self._engine.begin() as conn:
             marked = await self._tracked(conn, name)
             if marked:
-                await conn.execute(delete(writing).where(*where))
+                await self._in_chunks(conn, writing, name, row_keys)
                 await conn.execute(
-                    insert(writing).values(
-                        service=self._root, entity_set=name, row_key=row_key, since=_now()
-                    )
+                    insert(writing),
+                    [
+                        {"service": self._root, "entity_set": name, "row_key": k, "since": _now()}
+                        for k in row_keys
+                    ],
                 )
         try:
             yield
         finally:
             if marked:
                 async with self._engine.begin() as conn:
-                    await conn.execute(delete(writing).where(*where))
+                    await self._in_chunks(conn, writing, name, row_keys)
 
-    async def wrote(self, entity: EntityMetadata, key: Mapping[str, Any], row: Json | None) -> None:
-        """The gateway wrote this row, and the service answered with `row` (None: the
-        gateway deleted it): if the entity is tracked, that is the row as last seen."""
-        name, row_key = entity.collection_name, _key_text(entity, key)
+    async def wrote(
+        self, entity: EntityMetadata, rows: Sequence[tuple[Mapping[str, Any], Json | None]]
+    ) -> None:
+        """The gateway wrote these rows (by key), and the service answered with each
+        row (None: the gateway deleted it): if the entity is tracked, those are the rows
+        as last seen."""
+        name = entity.collection_name
+        by_key = {_key_text(entity, key): row for key, row in rows}
         async with self._engine.begin() as conn:
             if await self._tracked(conn, name):
-                await self._forget_rows(conn, name, [row_key])
-                if row is not None:
-                    await self._remember(conn, name, {row_key: row})
+                await self._forget_rows(conn, name, list(by_key))
+                await self._remember(conn, name, {k: r for k, r in by_key.items() if r})
 
     async def _tracked(self, conn: AsyncConnection, name: str) -> bool:
         found = await conn.scalar(
@@ -312,10 +315,16 @@ class ChangeFeed:
         await self._remember(conn, name, batch.seen)
 
     async def _forget_rows(self, conn: AsyncConnection, name: str, keys: list[str]) -> None:
-        where = (last_seen.c.service == self._root, last_seen.c.entity_set == name)
+        await self._in_chunks(conn, last_seen, name, keys)
+
+    async def _in_chunks(
+        self, conn: AsyncConnection, table: Table, name: str, keys: list[str]
+    ) -> None:
+        """Delete these rows' entries from one of the feed's tables."""
+        where = (table.c.service == self._root, table.c.entity_set == name)
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
-            await conn.execute(delete(last_seen).where(*where, last_seen.c.row_key.in_(chunk)))
+            await conn.execute(delete(table).where(*where, table.c.row_key.in_(chunk)))
 
     async def _remember(self, conn: AsyncConnection, name: str, rows: dict[str, Json]) -> None:
         if rows:

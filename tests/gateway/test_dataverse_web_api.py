@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 import httpx
 import pytest
 
+from datasources.odata.endpoint import Endpoint
+from datasources.odata.source import ODataSource
 from gateway.auth import Role
 from tests.conftest import Databases, Gateway, build_store, odata_url, start_gateway
 from tests.gateway.test_dualwrite import (
@@ -266,3 +268,45 @@ def test_an_fno_service_is_set_up_and_synced_with_dataverse(
     finally:
         gw.client.close()
         running.stop()
+
+
+async def test_a_bulk_upsert_is_batched_and_refusals_are_per_row(dataverse: Peer) -> None:
+    store = ODataSource(Endpoint.parse(odata_url(dataverse, "standard")))
+    try:
+        account = (await store.service()).entity("account")
+        key = ["msdyn_company", "accountnumber"]
+
+        def row(number: str, **fields: Any) -> dict[str, Any]:
+            return {"msdyn_company": "USMF", "accountnumber": number, "name": number, **fields}
+
+        async with store.unit() as unit:
+            first = [row(f"B-{i}") for i in range(150)]
+            assert await unit.upsert_many(account, {}, key, first, new_ids) == {}
+        batches = [p for m, p in dataverse.requests if m == "POST" and "$batch" in p]
+        assert len(batches) == 2  # 150 rows: two batches, not 150 requests
+
+        again = [row("B-1", name="renamed"), row("B-new", accountid="not-a-guid"), row("B-2")]
+        async with store.unit() as unit:
+            refused = await unit.upsert_many(account, {}, key, again, new_ids)
+        assert list(refused) == [1] and "not-a-guid" in refused[1]
+        renamed = service_accounts(dataverse, "B-1")
+        assert [a["name"] for a in renamed] == ["renamed"]
+        assert service_accounts(dataverse, "B-new") == []
+
+        # a unit that fails puts back what its batches wrote
+        async def refused_later() -> None:
+            async with store.unit() as unit:
+                both = [row("B-3", name="x"), row("B-900")]
+                await unit.upsert_many(account, {}, key, both, new_ids)
+                raise RuntimeError("the other side refused")
+
+        with pytest.raises(RuntimeError):
+            await refused_later()
+        assert [a["name"] for a in service_accounts(dataverse, "B-3")] == ["B-3"]
+        assert service_accounts(dataverse, "B-900") == []
+    finally:
+        await store.close()
+
+
+def new_ids() -> dict[str, Any]:
+    return {"accountid": str(uuid.uuid4())}
