@@ -444,7 +444,8 @@ class ODataSource:
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[ODataSource]:
         """Reads as they are now: an OData service cannot keep rows from other writers.
-        A row written meanwhile comes back through the change feed, and is synced again."""
+        A copy still reads its rows again before it commits, and starts over if they
+        moved (see the tracker)."""
         yield self
 
     # events and change tracking ------------------------------------------------------
@@ -479,8 +480,8 @@ class ODataSource:
         await self.feed.track(entities)
 
     async def changes(self, entities: Sequence[EntityMetadata], limit: int) -> list[TrackedChange]:
-        """The feed's changes, a delta link's worth per entity (`limit` is the service's
-        page size to set: it pages the feed itself)."""
+        """The feed's changes, a delta link's worth per entity (`limit` does not apply:
+        the service pages what a link answers, and all of it is read)."""
         if self.feed is None:
             return []
         return await self.feed.changes(await self.renderer(), entities)
