@@ -60,8 +60,8 @@ last_seen = Table(
     Column("row_key", String(500), primary_key=True),
     Column("row", Text, nullable=False),  # as the service sent it, JSON
 )
-writing = Table(
-    "odata_writing",
+marks = Table(
+    "odata_write_mark",
     _metadata,
     Column("service", String(500), primary_key=True),
     Column("entity_set", String(200), primary_key=True),
@@ -128,9 +128,9 @@ class ChangeFeed:
         async with self._engine.begin() as conn:
             marked = await self._tracked(conn, name)
             if marked:
-                await self._in_chunks(conn, writing, name, row_keys)
+                await self._in_chunks(conn, marks, name, row_keys)
                 await conn.execute(
-                    insert(writing),
+                    insert(marks),
                     [
                         {"service": self._root, "entity_set": name, "row_key": k, "since": _now()}
                         for k in row_keys
@@ -141,7 +141,7 @@ class ChangeFeed:
         finally:
             if marked:
                 async with self._engine.begin() as conn:
-                    await self._in_chunks(conn, writing, name, row_keys)
+                    await self._in_chunks(conn, marks, name, row_keys)
 
     async def wrote(
         self, entity: EntityMetadata, rows: Sequence[tuple[Mapping[str, Any], Json | None]]
@@ -272,15 +272,15 @@ class ChangeFeed:
     async def _being_written(self, entity: EntityMetadata, keys: list[str]) -> bool:
         recent = _now() - dt.timedelta(seconds=WRITE_MARK_SECONDS)
         where = (
-            writing.c.service == self._root,
-            writing.c.entity_set == entity.collection_name,
-            writing.c.since > recent,
+            marks.c.service == self._root,
+            marks.c.entity_set == entity.collection_name,
+            marks.c.since > recent,
         )
         async with self._engine.connect() as conn:
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 found = await conn.scalar(
-                    select(writing.c.row_key).where(*where, writing.c.row_key.in_(chunk)).limit(1)
+                    select(marks.c.row_key).where(*where, marks.c.row_key.in_(chunk)).limit(1)
                 )
                 if found is not None:
                     return True
