@@ -107,13 +107,28 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 class BrowserOnly(CORSMiddleware):
     """CORS for requests that carry an Origin (browsers'); the others, most of the
-    traffic, pass straight through."""
+    traffic, pass straight through. A GET answered without an Origin still says that
+    its answer depends on one (`Vary: Origin`), so that a shared cache does not hand it
+    to a browser, nor a browser's answer to anyone else."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and any(name == b"origin" for name, _ in scope["headers"]):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+        elif any(name == b"origin" for name, _ in scope["headers"]):
             await super().__call__(scope, receive, send)
+        elif scope["method"] == "GET":
+            await self.app(scope, receive, _varying(send))
         else:
             await self.app(scope, receive, send)
+
+
+def _varying(send: Any) -> Any:
+    async def varied(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), (b"vary", b"Origin")]}
+        await send(message)
+
+    return varied
 
 
 def cors(settings: Settings) -> Middleware:

@@ -200,6 +200,11 @@ def test_cors_lets_in_loopback_pages_and_configured_origins_only(
         response = client.post("/graphql", json={"query": query}, headers={"Origin": local})
         assert response.headers["access-control-allow-origin"] == local, query
 
+    # a GET's answer depends on the Origin, whether one was sent or not (shared caches)
+    for origin in ({"Origin": local}, {}):
+        got = client.get("/graphql", params={"query": read}, headers=origin)
+        assert "origin" in got.headers.get("vary", "").lower(), origin
+
     foreign = "https://evil.example"
     refused = client.options("/graphql", headers={**preflight, "Origin": foreign})
     assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
