@@ -8,7 +8,7 @@ complex and collection values) are left out, as F&O's AnyType fields are.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree
@@ -98,8 +98,9 @@ def read_metadata(document: bytes) -> Service:
         if found is None:
             continue
         element = found
-        entity = _entity(element, collection, types, enums, aliases, set(sets))
-        entities.append(replace(entity, etag=collection in tagged))
+        entities.append(
+            _entity(element, collection, types, enums, aliases, set(sets), collection in tagged)
+        )
         guids.update(
             (element.get("Name", ""), p.get("Name", ""))
             for p in element.findall(f"{_EDM}Property")
@@ -115,6 +116,7 @@ def _entity(
     enums: dict[str, EnumType],
     aliases: dict[str, str],
     published: set[str],
+    etag: bool,
 ) -> EntityMetadata:
     name = element.get("Name", "")
     keys = {ref.get("Name") for ref in element.iterfind(f"{_EDM}Key/{_EDM}PropertyRef")}
@@ -138,6 +140,7 @@ def _entity(
         relations=tuple(relations),
         company_field=COMPANY_FIELD if COMPANY_FIELD in names else None,
         operations=_ALL,
+        etag=etag,
     )
 
 

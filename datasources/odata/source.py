@@ -36,7 +36,7 @@ from datasources.odata.client import Json, ODataClient, loads, words
 from datasources.odata.csdl import Service, read_metadata
 from datasources.odata.endpoint import Dialect, Endpoint
 from datasources.odata.query import TRUE, Renderer, all_of, any_of
-from datasources.odata.tracking import ChangeFeed
+from datasources.odata.tracking import ChangeFeed, Wrote
 from datasources.sql import outbox
 from gateway.kernel.catalog import Cardinality, EntityMetadata
 from gateway.kernel.change import Change, ChangeKind, TrackedChange
@@ -85,9 +85,7 @@ class ODataSource:
         self._events = control if raises_events else None
         self._control = control
         self.feed = (
-            None
-            if control is None
-            else ChangeFeed(control, self.client, endpoint.root, self._scoped)
+            None if control is None else ChangeFeed(control, self.client, endpoint.root, self.scope)
         )
         self._service: Service | None = None
         self._loading = asyncio.Lock()
@@ -147,13 +145,12 @@ class ODataSource:
         if plan.company is not None:
             company = r.equal(plan.entity, "dataAreaId", plan.company)
             params["$filter"] = all_of([company, params.get("$filter")])
-        self._scope(plan.entity, params)
+        params.update(self.scope(plan.entity))
         needed = None if plan.page is None else plan.page.limit + 1
         if plan.total and plan.page is not None and plan.page.has_cursor:
             # the count is of every row matching, not only of those past the cursor
             where = all_of([company, r.where(plan.entity, plan.where)])
-            count = {"$filter": where, "$top": "0", "$count": "true"}
-            self._scope(plan.entity, count)
+            count = {"$filter": where, "$top": "0", "$count": "true", **self.scope(plan.entity)}
             (raw, _), counted = await asyncio.gather(
                 self._rows(plan.entity.collection_name, params, needed),
                 self.client.get(plan.entity.collection_name, _clean(count)),
@@ -292,7 +289,7 @@ class ODataSource:
                 for key in chunk
             )
             params = {**base, "$filter": all_of([match, base.get("$filter")])}
-            self._scope(target, params)
+            params.update(self.scope(target))
             found, _ = await self._rows(target.collection_name, params, None)
             return found
 
@@ -335,16 +332,13 @@ class ODataSource:
     async def _all(self, collection: str, params: Mapping[str, str]) -> list[Json]:
         return (await self._rows(collection, params, None))[0]
 
-    def _scoped(self, entity: EntityMetadata) -> dict[str, str]:
-        params: dict[str, str] = {}
-        self._scope(entity, params)
-        return params
-
-    def _scope(self, entity: EntityMetadata, params: dict[str, str]) -> None:
-        """F&O answers for the user's default company unless told otherwise; the
-        gateway always names the company in its filter, so it reads across them."""
+    def scope(self, entity: EntityMetadata) -> dict[str, str]:
+        """The options every request for the entity carries. F&O answers for the user's
+        default company unless told otherwise; the gateway always names the company in
+        its filter, so it reads across them."""
         if self.endpoint.dialect is Dialect.FNO and entity.company_scoped:
-            params["cross-company"] = "true"
+            return {"cross-company": "true"}
+        return {}
 
     # the fast read path: rows laid out as the response, without resolution ---------
 
@@ -412,7 +406,7 @@ class ODataSource:
     async def row_json(self, entity: EntityMetadata, key: Mapping[str, Any]) -> Json | None:
         """The row as the service sends it (its ETag as `@odata.etag`), or None."""
         r = await self.renderer()
-        params = self._scoped(entity)
+        params = self.scope(entity)
         if set(key) != {f.name for f in entity.key}:
             params["$filter"] = all_of(r.equal(entity, n, v) for n, v in key.items())
             found, _ = await self._rows(entity.collection_name, {**params, "$top": "1"}, 1)
@@ -425,21 +419,15 @@ class ODataSource:
     @asynccontextmanager
     async def writing(
         self, entity: EntityMetadata, keys: Sequence[Mapping[str, Any]]
-    ) -> AsyncIterator[None]:
-        """While the gateway writes these rows (see `tracking`)."""
+    ) -> AsyncIterator[Wrote]:
+        """While the gateway writes these rows; what it yields takes the service's
+        answers, so that the change feed does not hand them back as another client's
+        writes (see `tracking`)."""
         if self.feed is None:
-            yield
+            yield _ignore
             return
-        async with self.feed.writing(entity, keys):
-            yield
-
-    async def wrote(
-        self, entity: EntityMetadata, rows: Sequence[tuple[Mapping[str, Any], Json | None]]
-    ) -> None:
-        """Writes of the gateway's, each answered with its row (None: a delete): the
-        change feed will not hand them back as another client's."""
-        if self.feed is not None:
-            await self.feed.wrote(entity, rows)
+        async with self.feed.writing(entity, keys) as wrote:
+            yield wrote
 
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[ODataSource]:
@@ -576,7 +564,7 @@ class ODataUnit:
         r = self._r
         existing = await self._found(entity, key, [tuple(row[n] for n in key) for row in rows])
         primary = [f.name for f in entity.key]
-        query = urlencode(self._params(entity))
+        query = urlencode(self._source.scope(entity))
         planned: list[_Planned] = []
         for at, row in enumerate(rows):
             found = existing.get(tuple(row[n] for n in key))
@@ -594,7 +582,7 @@ class ODataUnit:
         refused: dict[int, str] = {}
         for start in range(0, len(planned), BATCH_SIZE):
             chunk = planned[start : start + BATCH_SIZE]
-            async with self._source.writing(entity, [p.key for p in chunk]):
+            async with self._source.writing(entity, [p.key for p in chunk]) as wrote:
                 answers = await self._source.client.batch([p.request for p in chunk])
                 written: list[tuple[Mapping[str, Any], Json | None]] = []
                 for plan, answer in zip(chunk, answers, strict=True):
@@ -606,7 +594,7 @@ class ODataUnit:
                         answered.setdefault("@odata.etag", answer.headers["etag"])
                     written.append((plan.key, answered))
                     self._done.append(plan.done(entity, r, answered))
-                await self._source.wrote(entity, written)
+                await wrote(written)
         return refused
 
     async def _found(
@@ -622,7 +610,7 @@ class ODataUnit:
             match = any_of(
                 all_of(r.equal(entity, n, v) for n, v in zip(key, k, strict=True)) for k in part
             )
-            params = {"$filter": match, **self._params(entity)}
+            params = {"$filter": match, **self._source.scope(entity)}
             return (await self._source._rows(entity.collection_name, params, None))[0]
 
         found: dict[tuple[Any, ...], Json] = {}
@@ -664,9 +652,6 @@ class ODataUnit:
 
     # ---------------------------------------------------------------------------
 
-    def _params(self, entity: EntityMetadata) -> dict[str, str]:
-        return self._source._scoped(entity)
-
     async def _send(
         self,
         method: str,
@@ -676,15 +661,15 @@ class ODataUnit:
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         return await self._source.client.send(
-            method, path, params=self._params(entity), body=body, headers=headers
+            method, path, params=self._source.scope(entity), body=body, headers=headers
         )
 
     async def _delete(
         self, entity: EntityMetadata, key: Mapping[str, Any], path: str, etag: str
     ) -> None:
-        async with self._source.writing(entity, [key]):
+        async with self._source.writing(entity, [key]) as wrote:
             await self._send("DELETE", entity, path, headers={"If-Match": etag})
-            await self._source.wrote(entity, [(key, None)])
+            await wrote([(key, None)])
 
     async def _write(
         self,
@@ -698,13 +683,13 @@ class ODataUnit:
         """POST or PATCH asking for the row back; (the row, its ETag). A service that
         answers without the row is asked for it."""
         headers = {"Prefer": "return=representation", **({"If-Match": etag} if etag else {})}
-        async with self._source.writing(entity, [key]):
+        async with self._source.writing(entity, [key]) as wrote:
             response = await self._send(method, entity, path, body, headers)
             if response.status_code == 204 or not response.content:
                 found = await self._source.row_json(entity, key)
             else:
                 found = _tagged(response)
-            await self._source.wrote(entity, [(key, found)])
+            await wrote([(key, found)])
         if found is None:
             return None, None
         return self._r.row(entity, found, [f.name for f in entity.fields]), _etag_of(found)
@@ -746,6 +731,10 @@ class _Planned:
 
 def _with(path: str, query: str) -> str:
     return f"{path}?{query}" if query else path
+
+
+async def _ignore(rows: Sequence[tuple[Mapping[str, Any], Json | None]]) -> None:
+    """What an untracked store does with a write's answers."""
 
 
 def _tagged(response: httpx.Response) -> Json:

@@ -27,7 +27,7 @@ import datetime as dt
 import itertools
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +69,8 @@ marks = Table(
     Column("since", DateTime(timezone=True), nullable=False),
 )
 WRITE_MARK_SECONDS = 300  # a mark older than this was left by a replica that died
+Wrote = Callable[[Sequence[tuple[Mapping[str, Any], Json | None]]], Awaitable[None]]
+"""Takes the service's answers to a write, each row by its key (None: deleted)."""
 _KEY_PART = re.compile(r"(?:(\w+)=)?('(?:[^']|'')*'|[^,']+)")
 
 
@@ -121,8 +123,9 @@ class ChangeFeed:
     @asynccontextmanager
     async def writing(
         self, entity: EntityMetadata, keys: Sequence[Mapping[str, Any]]
-    ) -> AsyncIterator[None]:
-        """Mark the rows while the gateway writes them (if the entity is tracked)."""
+    ) -> AsyncIterator[Wrote]:
+        """Mark the rows while the gateway writes them (if the entity is tracked); what
+        this yields takes the service's answers as the rows last seen."""
         name = entity.collection_name
         row_keys = [_key_text(entity, key) for key in keys]
         async with self._engine.begin() as conn:
@@ -136,25 +139,24 @@ class ChangeFeed:
                         for k in row_keys
                     ],
                 )
-        try:
-            yield
-        finally:
-            if marked:
-                async with self._engine.begin() as conn:
-                    await self._in_chunks(conn, marks, name, row_keys)
 
-    async def wrote(
-        self, entity: EntityMetadata, rows: Sequence[tuple[Mapping[str, Any], Json | None]]
-    ) -> None:
-        """The gateway wrote these rows (by key), and the service answered with each
-        row (None: the gateway deleted it): if the entity is tracked, those are the rows
-        as last seen."""
-        name = entity.collection_name
-        by_key = {_key_text(entity, key): row for key, row in rows}
-        async with self._engine.begin() as conn:
-            if await self._tracked(conn, name):
+        async def wrote(rows: Sequence[tuple[Mapping[str, Any], Json | None]]) -> None:
+            nonlocal marked
+            if not marked:
+                return
+            by_key = {_key_text(entity, key): row for key, row in rows}
+            async with self._engine.begin() as conn:
                 await self._forget_rows(conn, name, list(by_key))
                 await self._remember(conn, name, {k: r for k, r in by_key.items() if r})
+                await self._in_chunks(conn, marks, name, row_keys)
+            marked = False
+
+        try:
+            yield wrote
+        finally:
+            if marked:  # the write failed: nothing to keep
+                async with self._engine.begin() as conn:
+                    await self._in_chunks(conn, marks, name, row_keys)
 
     async def _tracked(self, conn: AsyncConnection, name: str) -> bool:
         found = await conn.scalar(

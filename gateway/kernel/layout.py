@@ -80,13 +80,12 @@ def _page_info(shape: PageInfoShape, page: Connection) -> Json:
 
 def _row(plan: QueryPlan, shape: RowShape, row: Row) -> Json:
     out: dict[str, Json] = {}
-    children = {child.key: child.plan for child in plan.children}
     for key, entry in shape.entries:
         if isinstance(entry, Column):
             out[key] = _value(plan.entity, entry.field, row.get(entry.field))
         elif isinstance(entry, Nested):
             value = row[child_slot(entry.child)]
-            child = children[entry.child]
+            child = next(c.plan for c in plan.children if c.key == entry.child)
             if isinstance(entry.shape, RowShape):
                 out[key] = None if value is None else _row(child, entry.shape, value)
             else:

@@ -21,7 +21,7 @@ from datasources.dataverse.provisioner import Location
 from datasources.odata.endpoint import is_odata
 from datasources.sql.integration import record_dataverse_link, remove_dataverse_link
 from datasources.sql.metadata import sysdataentity
-from datasources.sql.stores import connect, redact
+from datasources.sql.stores import connect, probe, redact
 from gateway import jobs
 from gateway.feed import Notifier
 from gateway.kernel.errors import (
@@ -446,10 +446,10 @@ def _refuse_failing(checks: list[Check], what: str) -> None:
 
 
 async def _check_existing(name: str, url: str) -> None:
-    await reach(url)
-    if is_odata(url):
+    if is_odata(url):  # reading its $metadata reaches it
         missing = dataverse.missing_of(await published(url))
     else:
+        await probe(url)
         async with connect(url, write=False) as conn:
             missing = await dataverse.missing_native_tables(conn)
     if missing:

@@ -19,6 +19,7 @@ from datasources.odata.endpoint import Endpoint
 from datasources.odata.source import ODataSource
 from gateway.auth import Role
 from tests.conftest import Databases, Gateway, build_store, odata_url, start_gateway
+from tests.gateway.test_change_tracking import credit_limit
 from tests.gateway.test_dualwrite import (
     ACCOUNT,
     CUSTOMER,
@@ -90,11 +91,6 @@ def service_accounts(peer: Peer, number: str) -> list[dict[str, Any]]:
     assert found.status_code == 200, found.text
     rows: list[dict[str, Any]] = found.json()["value"]
     return rows
-
-
-def credit_limit(gw: Gateway, number: str) -> str | None:
-    found = gw.data(READ_CUSTOMER, {"a": number})["customerV3"]
-    return found["creditLimit"] if found else None
 
 
 def test_a_linked_web_api_syncs_both_ways_and_undoes_refused_writes(web_api: Linked) -> None:
